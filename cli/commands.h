@@ -1,0 +1,27 @@
+/* Subcommands: each lives in cli/cmd_<name>.c and returns the exit status. */
+#ifndef SLM_CLI_COMMANDS_H
+#define SLM_CLI_COMMANDS_H
+
+#include "slimlm.h"
+#include <stdbool.h>
+
+typedef struct slm_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} slm_command;
+
+int slm_cmd_info(int argc, char **argv);
+int slm_cmd_ppl(int argc, char **argv);
+int slm_cmd_generate(int argc, char **argv);
+int slm_cmd_tokenize(int argc, char **argv);
+int slm_cmd_convert(int argc, char **argv);
+
+/* Prints "error: <slm_last_error()>" and returns the CLI's failure status 1. */
+int slm_cli_report(slm_status st);
+/* Loads a model, reporting failures; applies --threads first. */
+slm_status slm_cli_load_model(const char *path, bool tokenizer, int threads, slm_model **out);
+/* Writes text to path atomically (for --output JSON); reports failures. */
+int slm_cli_write_text(const char *path, const char *text);
+
+#endif

@@ -1,0 +1,19 @@
+/* Tokenizer loading (internal). The encode/decode API is public (slimlm.h).
+ * Owner: the tokenizer module (issue #3). */
+#ifndef SLM_TOKENIZER_H
+#define SLM_TOKENIZER_H
+
+#include "slimlm.h"
+
+struct slm_gguf;       /* formats/gguf.h */
+struct slm_gguf_writer;
+
+/* From GGUF metadata (tokenizer.ggml.*). path names the file in errors. */
+slm_status slm_tokenizer_load_gguf(const struct slm_gguf *g, const char *path, slm_tokenizer **out);
+/* From an HF directory: tokenizer.json (+ tokenizer_config.json when present). */
+slm_status slm_tokenizer_load_hf(const char *dir, slm_tokenizer **out);
+/* Writes the tokenizer.ggml.* metadata so llama.cpp can load the GGUF. */
+slm_status slm_tokenizer_write_gguf(const slm_tokenizer *t, struct slm_gguf_writer *w);
+void slm_tokenizer_free(slm_tokenizer *t);
+
+#endif
