@@ -9,6 +9,7 @@ static const slm_command k_commands[] = {
     {"ppl", slm_cmd_ppl, "perplexity on a text (llama.cpp or lm-eval protocol)"},
     {"generate", slm_cmd_generate, "generate text from a prompt"},
     {"tokenize", slm_cmd_tokenize, "show the token ids and pieces of a text"},
+    {"eval", slm_cmd_eval, "zero-shot accuracy on benchmark tasks, as lm-evaluation-harness computes it"},
     {"convert", slm_cmd_convert, "write a model as GGUF or safetensors (+config.json)"},
 };
 static const int k_n_commands = (int)(sizeof k_commands / sizeof k_commands[0]);
