@@ -33,7 +33,7 @@ typedef struct slm_gguf_kv {
     slm_gguf_str str;
     slm_gguf_type arr_type;
     uint64_t arr_n;
-    const void *arr_data;
+    const void *arr_data; /* for arrays of arrays: the raw nested bytes (no accessors) */
     slm_gguf_str *arr_strs; /* [arr_n] for string arrays, owned by the reader */
 } slm_gguf_kv;
 
@@ -57,6 +57,8 @@ typedef struct slm_gguf {
     slm_gguf_tensor *tensors;
     int64_t n_tensors;
     size_t data_offset; /* start of the tensor data section in the file */
+    slm_gguf_kv **kv_sorted;         /* [n_kv] by key, for lookups */
+    slm_gguf_tensor **tensor_sorted; /* [n_tensors] by name, for lookups */
 } slm_gguf;
 
 /* Opens and validates path. On failure the message names the file and the

@@ -112,6 +112,9 @@ struct slm_model {
     const float *tok_embd;    /* [V][D] */
     const float *out_norm;    /* [D] */
     const float *lm_head;     /* [V][D]; == tok_embd when tied */
+    const float *rope_freqs;  /* [Dh/2] or NULL: per-frequency divisors (llama3 scaling as
+                                 llama.cpp stores it, GGUF rope_freqs.weight): the angle of
+                                 pair i is pos * theta^(-2i/Dh) / rope_freqs[i] */
     slm_tokenizer *tok;       /* NULL when the checkpoint has none */
     char *path;               /* where it was loaded from */
     char format[64];          /* e.g. "GGUF v3" or "safetensors" */

@@ -1,0 +1,301 @@
+/* GGUF -> model: the config from <arch>.* metadata, tensors by llama.cpp's
+ * names (and slimlm's low-rank names, see formats/gguf.c), each checked
+ * against the config and named in errors. F32 tensors are used in place
+ * from the mapping; other types are dequantised into owned fp32 buffers.
+ *
+ * Metadata read (<arch> = general.architecture: llama | mistral | qwen2):
+ *   <arch>.context_length, .embedding_length, .block_count      required
+ *   <arch>.feed_forward_length     scalar, or per-layer array -> block d_ff
+ *   <arch>.attention.head_count    required (scalar, or an array of equal values)
+ *   <arch>.attention.head_count_kv default head_count
+ *   <arch>.attention.layer_norm_rms_epsilon  required
+ *   <arch>.attention.key_length    default D / H
+ *   <arch>.rope.freq_base          default 10000
+ *   <arch>.rope.scaling.type / .factor / .original_context_length
+ *   <arch>.attention.sliding_window (recorded)
+ *   tokenizer.ggml.bos_token_id / eos_token_id
+ * Tensors: token_embd, output_norm, output (absent = tied), rope_freqs
+ * (llama3), blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output,
+ * ffn_norm, ffn_gate, ffn_up, ffn_down}.weight, blk.N.attn_{q,k,v}.bias.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "formats/gguf.h"
+#include "model/loaders.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct loader {
+    slm_gguf *g;
+    slm_model *m;
+    const char *path;
+    char arch[16];
+    int *ff;     /* [n_layers] per-block MLP width */
+} loader;
+
+/* ---- metadata ---------------------------------------------------------- */
+
+static const char *akey(const loader *ld, const char *suffix) {
+    static _Thread_local char buf[256];
+    snprintf(buf, sizeof buf, "%s.%s", ld->arch, suffix);
+    return buf;
+}
+
+/* Integer kv <arch>.suffix in [lo, hi]; def < lo means required. An array
+ * is accepted when all its elements are equal (llama.cpp allows per-layer
+ * head counts; slimlm does not). */
+static slm_status get_int(const loader *ld, const char *suffix, int64_t lo, int64_t hi, int64_t def, int *out) {
+    const char *key = akey(ld, suffix);
+    const slm_gguf_kv *kv = slm_gguf_find(ld->g, key);
+    int64_t v;
+    if (!kv) {
+        if (def < lo) return slm_fail(SLM_ERR_FORMAT, "%s: missing metadata key '%s'", ld->path, key);
+        *out = (int)def;
+        return SLM_OK;
+    }
+    if (kv->type == SLM_GGUF_ARRAY) {
+        int64_t v0;
+        if (kv->arr_n == 0 || !slm_gguf_arr_i64(kv, 0, &v0))
+            return slm_fail(SLM_ERR_FORMAT, "%s: '%s' is not an integer or integer array", ld->path, key);
+        for (uint64_t i = 1; i < kv->arr_n; i++)
+            if (!slm_gguf_arr_i64(kv, i, &v) || v != v0)
+                return slm_fail(SLM_ERR_UNSUPPORTED, "%s: '%s' varies per layer", ld->path, key);
+        v = v0;
+    } else if (!slm_gguf_get_i64(ld->g, key, &v)) {
+        return slm_fail(SLM_ERR_FORMAT, "%s: '%s' is not an integer", ld->path, key);
+    }
+    if (v < lo || v > hi)
+        return slm_fail(SLM_ERR_FORMAT, "%s: '%s' = %lld out of range [%lld, %lld]", ld->path, key, (long long)v,
+                        (long long)lo, (long long)hi);
+    *out = (int)v;
+    return SLM_OK;
+}
+
+static slm_status get_float(const loader *ld, const char *suffix, bool required, float def, float *out) {
+    const char *key = akey(ld, suffix);
+    if (!slm_gguf_find(ld->g, key)) {
+        if (required) return slm_fail(SLM_ERR_FORMAT, "%s: missing metadata key '%s'", ld->path, key);
+        *out = def;
+        return SLM_OK;
+    }
+    if (!slm_gguf_get_f32(ld->g, key, out)) return slm_fail(SLM_ERR_FORMAT, "%s: '%s' is not a float", ld->path, key);
+    return SLM_OK;
+}
+
+/* feed_forward_length: one width for all blocks, or one per block. */
+static slm_status read_ff(loader *ld, int n_layers, int *d_ff_max) {
+    const char *key = akey(ld, "feed_forward_length");
+    const slm_gguf_kv *kv = slm_gguf_find(ld->g, key);
+    ld->ff = slm_calloc((size_t)n_layers, sizeof *ld->ff, "MLP widths");
+    if (!ld->ff) return SLM_ERR_NOMEM;
+    if (!kv) return slm_fail(SLM_ERR_FORMAT, "%s: missing metadata key '%s'", ld->path, key);
+    if (kv->type == SLM_GGUF_ARRAY && kv->arr_n != (uint64_t)n_layers)
+        return slm_fail(SLM_ERR_FORMAT, "%s: '%s' has %llu entries for %d blocks", ld->path, key,
+                        (unsigned long long)kv->arr_n, n_layers);
+    *d_ff_max = 0;
+    for (int i = 0; i < n_layers; i++) {
+        int64_t v;
+        bool ok = kv->type == SLM_GGUF_ARRAY ? slm_gguf_arr_i64(kv, (uint64_t)i, &v) : slm_gguf_get_i64(ld->g, key, &v);
+        if (!ok || v <= 0 || v > (1 << 20))
+            return slm_fail(SLM_ERR_FORMAT, "%s: '%s' entry %d missing or out of range", ld->path, key, i);
+        ld->ff[i] = (int)v;
+        if (ld->ff[i] > *d_ff_max) *d_ff_max = ld->ff[i];
+    }
+    return SLM_OK;
+}
+
+static slm_status read_rope_scaling(loader *ld, slm_config *c) {
+    slm_gguf_str s = {"none", 4};
+    const char *key = akey(ld, "rope.scaling.type");
+    if (slm_gguf_find(ld->g, key) && !slm_gguf_get_str(ld->g, key, &s))
+        return slm_fail(SLM_ERR_FORMAT, "%s: '%s' is not a string", ld->path, key);
+    slm_status st;
+    if (s.len == 4 && !memcmp(s.ptr, "none", 4)) c->rope_scaling = SLM_ROPE_SCALING_NONE;
+    else if (s.len == 6 && !memcmp(s.ptr, "linear", 6)) c->rope_scaling = SLM_ROPE_SCALING_LINEAR;
+    else if (s.len == 6 && !memcmp(s.ptr, "llama3", 6)) c->rope_scaling = SLM_ROPE_SCALING_LLAMA3;
+    else return slm_fail(SLM_ERR_UNSUPPORTED, "%s: rope scaling '%.*s' is not supported", ld->path, (int)s.len, s.ptr);
+    if ((st = get_float(ld, "rope.scaling.factor", false, 1.0f, &c->rope_factor))) return st;
+    if (c->rope_scaling == SLM_ROPE_SCALING_NONE) c->rope_factor = 1.0f;
+    return get_int(ld, "rope.scaling.original_context_length", 0, INT32_MAX, 0, &c->rope_orig_ctx);
+}
+
+static slm_status read_config(loader *ld, slm_config *c) {
+    slm_gguf_str a;
+    if (!slm_gguf_get_str(ld->g, "general.architecture", &a))
+        return slm_fail(SLM_ERR_FORMAT, "%s: missing metadata key 'general.architecture'", ld->path);
+    static const struct { const char *name; slm_arch arch; slm_rope_layout rope; } archs[] = {
+        {"llama", SLM_ARCH_LLAMA, SLM_ROPE_ADJACENT},  /* converter permuted q/k */
+        {"mistral", SLM_ARCH_MISTRAL, SLM_ROPE_ADJACENT},
+        {"qwen2", SLM_ARCH_QWEN2, SLM_ROPE_HALVES},    /* NEOX rope, no permute */
+    };
+    int ai = -1;
+    for (int i = 0; i < (int)(sizeof archs / sizeof archs[0]); i++)
+        if (a.len == strlen(archs[i].name) && !memcmp(a.ptr, archs[i].name, (size_t)a.len)) ai = i;
+    if (ai < 0)
+        return slm_fail(SLM_ERR_UNSUPPORTED, "%s: unknown architecture '%.*s'", ld->path,
+                        (int)(a.len > 64 ? 64 : a.len), a.ptr);
+    memset(c, 0, sizeof *c);
+    snprintf(ld->arch, sizeof ld->arch, "%s", archs[ai].name);
+    c->arch = archs[ai].arch;
+    c->rope_layout = archs[ai].rope;
+    slm_status st;
+    if ((st = get_int(ld, "context_length", 1, INT32_MAX, -1, &c->max_ctx)) ||
+        (st = get_int(ld, "embedding_length", 1, 1 << 16, -1, &c->d_model)) ||
+        (st = get_int(ld, "block_count", 1, 1024, -1, &c->n_layers)) ||
+        (st = get_int(ld, "attention.head_count", 1, 1024, -1, &c->n_heads)) ||
+        (st = get_int(ld, "attention.head_count_kv", 1, 1024, c->n_heads, &c->n_kv_heads)) ||
+        (st = get_int(ld, "attention.key_length", 1, 1024, c->d_model / c->n_heads, &c->head_dim)) ||
+        (st = get_int(ld, "attention.sliding_window", 0, INT32_MAX, 0, &c->sliding_window)) ||
+        (st = get_float(ld, "attention.layer_norm_rms_epsilon", true, 0, &c->norm_eps)) ||
+        (st = get_float(ld, "rope.freq_base", false, 10000.0f, &c->rope_theta)) ||
+        (st = read_rope_scaling(ld, c)) || (st = read_ff(ld, c->n_layers, &c->d_ff)))
+        return st;
+    int v_len, rope_dims;
+    if ((st = get_int(ld, "attention.value_length", 1, 1024, c->head_dim, &v_len)) ||
+        (st = get_int(ld, "rope.dimension_count", 1, 1024, c->head_dim, &rope_dims)))
+        return st;
+    if (v_len != c->head_dim || rope_dims != c->head_dim)
+        return slm_fail(SLM_ERR_UNSUPPORTED, "%s: value length %d / rope dims %d differ from key length %d", ld->path,
+                        v_len, rope_dims, c->head_dim);
+    int64_t id;
+    c->bos_id = slm_gguf_get_i64(ld->g, "tokenizer.ggml.bos_token_id", &id) && id >= 0 && id <= INT32_MAX ? (int32_t)id : -1;
+    c->eos_id = slm_gguf_get_i64(ld->g, "tokenizer.ggml.eos_token_id", &id) && id >= 0 && id <= INT32_MAX ? (int32_t)id : -1;
+    const slm_gguf_tensor *te = slm_gguf_find_tensor(ld->g, "token_embd.weight");
+    if (!te) return slm_fail(SLM_ERR_FORMAT, "%s: missing tensor 'token_embd.weight'", ld->path);
+    if (te->n_dims != 2 || te->ne[1] > (1 << 24))
+        return slm_fail(SLM_ERR_FORMAT, "%s: tensor 'token_embd.weight' is not a [D, V] matrix", ld->path);
+    c->n_vocab = (int)te->ne[1];
+    c->tied_embeddings = slm_gguf_find_tensor(ld->g, "output.weight") == NULL;
+    c->attn_bias = slm_gguf_find_tensor(ld->g, "blk.0.attn_q.bias") != NULL;
+    return slm_config_validate(c, ld->path);
+}
+
+/* ---- tensors ----------------------------------------------------------- */
+
+/* The fp32 view of tensor `name`, which must have dims [ne0, ne1] (ne1 = 1
+ * for a vector). *out stays NULL when the tensor is absent and optional. */
+static slm_status get_tensor(loader *ld, const char *name, int64_t ne0, int64_t ne1, bool required, const float **out) {
+    *out = NULL;
+    const slm_gguf_tensor *t = slm_gguf_find_tensor(ld->g, name);
+    if (!t) return required ? slm_fail(SLM_ERR_FORMAT, "%s: missing tensor '%s'", ld->path, name) : SLM_OK;
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                        ld->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                        (long long)t->ne[3], (long long)ne0, (long long)ne1);
+    slm_status st = slm_model_tensor_f32(ld->m, t->data, t->type, t->n_elems, name, out);
+    if (st) slm_error_prefix(ld->path);
+    return st;
+}
+
+static const char *blk_name(int b, const char *what, const char *suffix) {
+    static _Thread_local char buf[128];
+    snprintf(buf, sizeof buf, "blk.%d.%s.%s", b, what, suffix);
+    return buf;
+}
+
+/* One projection: dense blk.N.<p>.weight [n_in, n_out], or slimlm's low-rank
+ * pair lr_a [rank, n_out] and lr_b [n_in, rank]. */
+static slm_status load_linear(loader *ld, int b, slm_proj p, int n_out, int n_in) {
+    slm_linear *l = &ld->m->blocks[b].lin[p];
+    const char *pn = slm_proj_gguf_name(p);
+    slm_status st = get_tensor(ld, blk_name(b, pn, "weight"), n_in, n_out, false, &l->w);
+    if (st) return st;
+    l->n_out = n_out;
+    l->n_in = n_in;
+    if (l->w) {
+        l->kind = SLM_LINEAR_DENSE;
+        l->ld_w = n_in;
+    } else {
+        char an[128];
+        snprintf(an, sizeof an, "blk.%d.%s.lr_a.weight", b, pn);
+        const slm_gguf_tensor *ta = slm_gguf_find_tensor(ld->g, an);
+        if (!ta) return slm_fail(SLM_ERR_FORMAT, "%s: missing tensor '%s'", ld->path, blk_name(b, pn, "weight"));
+        if (ta->ne[0] <= 0 || ta->ne[0] > (n_out < n_in ? n_out : n_in))
+            return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s': rank %lld out of range", ld->path, an, (long long)ta->ne[0]);
+        l->kind = SLM_LINEAR_LOWRANK;
+        l->rank = (int)ta->ne[0];
+        l->ld_b = n_in;
+        if ((st = get_tensor(ld, an, l->rank, n_out, true, &l->a))) return st;
+        snprintf(an, sizeof an, "blk.%d.%s.lr_b.weight", b, pn);
+        if ((st = get_tensor(ld, an, n_in, l->rank, true, &l->b))) return st;
+    }
+    if (ld->m->cfg.attn_bias && p <= SLM_PROJ_V)
+        return get_tensor(ld, blk_name(b, pn, "bias"), n_out, 1, true, &l->bias);
+    return SLM_OK;
+}
+
+static slm_status load_tensors(loader *ld) {
+    slm_model *m = ld->m;
+    const slm_config *c = &m->cfg;
+    int D = c->d_model, V = c->n_vocab, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    slm_status st;
+    if ((st = get_tensor(ld, "token_embd.weight", D, V, true, &m->tok_embd)) ||
+        (st = get_tensor(ld, "output_norm.weight", D, 1, true, &m->out_norm)) ||
+        (st = get_tensor(ld, "output.weight", D, V, false, &m->lm_head)) ||
+        (st = get_tensor(ld, "rope_freqs.weight", c->head_dim / 2, 1, false, &m->rope_freqs)))
+        return st;
+    if (!m->lm_head) m->lm_head = m->tok_embd;
+    for (int b = 0; b < c->n_layers; b++) {
+        slm_block *blk = &m->blocks[b];
+        int F = ld->ff[b];
+        blk->d_ff = F;
+        const int shape[SLM_PROJ_COUNT][2] = {{q, D}, {kv, D}, {kv, D}, {D, q}, {F, D}, {F, D}, {D, F}};
+        if ((st = get_tensor(ld, blk_name(b, "attn_norm", "weight"), D, 1, true, &blk->attn_norm)) ||
+            (st = get_tensor(ld, blk_name(b, "ffn_norm", "weight"), D, 1, true, &blk->ffn_norm)))
+            return st;
+        for (int p = 0; p < SLM_PROJ_COUNT; p++)
+            if ((st = load_linear(ld, b, (slm_proj)p, shape[p][0], shape[p][1]))) return st;
+    }
+    return SLM_OK;
+}
+
+/* Tensors per type, and the type holding most matrix elements. */
+static void count_types(loader *ld) {
+    int64_t elems[SLM_DTYPE_COUNT_] = {0};
+    for (int64_t i = 0; i < ld->g->n_tensors; i++) {
+        const slm_gguf_tensor *t = &ld->g->tensors[i];
+        ld->m->src_type_counts[t->type]++;
+        if (t->n_dims >= 2) elems[t->type] += t->n_elems;
+    }
+    int best = SLM_DTYPE_F32;
+    for (int t = 0; t < SLM_DTYPE_COUNT_; t++)
+        if (elems[t] > elems[best]) best = t;
+    ld->m->src_dtype = best;
+}
+
+slm_status slm_model_load_gguf(const char *path, const slm_load_params *p, slm_model **out) {
+    *out = NULL;
+    slm_load_params def = slm_load_default_params();
+    if (!p) p = &def;
+    loader ld = {.path = path};
+    slm_config cfg;
+    slm_status st = slm_gguf_open(path, &ld.g);
+    if (!st) st = read_config(&ld, &cfg);
+    if (!st) st = slm_model_create(&cfg, &ld.m);
+    if (!st) {
+        slm_model *m = ld.m;
+        m->path = strdup(path);
+        if (!m->path) st = slm_fail(SLM_ERR_NOMEM, "%s: out of memory", path);
+        snprintf(m->format, sizeof m->format, "GGUF v%u", ld.g->version);
+        m->src_file_bytes = (int64_t)ld.g->file.size;
+        count_types(&ld);
+    }
+    if (!st) st = load_tensors(&ld);
+    if (!st && p->load_tokenizer) st = slm_tokenizer_load_gguf(ld.g, path, &ld.m->tok);
+    /* the model keeps the mapping (F32 tensors point into it) */
+    if (!st) st = slm_model_add_map(ld.m, &ld.g->file);
+    if (!st) st = slm_model_validate(ld.m);
+    if (!st && p->verbose)
+        fprintf(stderr, "loaded %s: %s, %d blocks, D %d, V %d\n", path, ld.m->format, cfg.n_layers, cfg.d_model,
+                cfg.n_vocab);
+    slm_gguf_close(ld.g);
+    free(ld.ff);
+    if (st) {
+        slm_model_free(ld.m);
+        return st;
+    }
+    *out = ld.m;
+    return SLM_OK;
+}
