@@ -1,0 +1,87 @@
+/* Inference internals: the context (KV cache + scratch), the table of
+ * linear kinds, attention. The public entry points are slm_context_* and
+ * slm_decode in slimlm.h.
+ *
+ * Legend: T tokens in this call (<= n_batch), P positions already cached
+ * (n_past), C n_ctx, D model dim, Q = H*Dh, KV = Hkv*Dh, F MLP width.
+ */
+#ifndef SLM_MODEL_FORWARD_H
+#define SLM_MODEL_FORWARD_H
+
+#include "model/model.h"
+
+/* ---- linear kinds ------------------------------------------------------------ */
+
+/* One row per slm_linear_kind. apply computes, for T rows of activations,
+ *   Y[T][n_out] (row stride ldy) = beta * Y + X[T][n_in] (row stride ldx) . W^T
+ * without the bias; tmp has tmp_floats(l, T) floats of scratch.
+ * beta is 0 (overwrite) or 1 (accumulate: the residual add of o/down). */
+typedef struct slm_linear_ops {
+    const char *name;
+    void (*apply)(const slm_linear *l, int T, const float *x, int64_t ldx, float *y, int64_t ldy,
+                  float beta, float *tmp);
+    int64_t (*tmp_floats)(const slm_linear *l, int T);
+} slm_linear_ops;
+
+/* NULL for a kind the forward pass does not know. */
+const slm_linear_ops *slm_linear_ops_get(slm_linear_kind k);
+/* apply + bias; tmp as the kind asks. */
+void slm_linear_forward(const slm_linear *l, int T, const float *x, int64_t ldx, float *y, int64_t ldy,
+                        float beta, float *tmp);
+
+/* ---- context --------------------------------------------------------------------- */
+
+struct slm_context {
+    const slm_model *m;
+    int n_ctx;   /* C */
+    int n_batch; /* most tokens per internal step */
+    int n_past;  /* P */
+    int n_threads; /* attention scratch is sized for this many threads */
+    int kv_dim;  /* KV */
+    /* KV cache [L][2][C][KV]: k then v of each layer; pages are touched only
+     * as positions fill, so an unused long context costs address space only. */
+    float *kv;
+    float *rope_cs; /* [C][Dh/2][2] cos, sin */
+    /* scratch, one allocation sized at creation (no malloc per call) */
+    void *scratch;
+    size_t scratch_bytes;
+    float *x;      /* [n_batch][D] residual stream */
+    float *xn;     /* [n_batch][D] normed input of a sub-layer */
+    float *q;      /* [n_batch][Q] */
+    float *att;    /* [n_batch][Q] attention output, heads concatenated */
+    float *ffg;    /* [n_batch][F] gate, then silu(gate) * up */
+    float *ffu;    /* [n_batch][F] up */
+    float *scores; /* [n_threads][SLM_ATTN_TILE][C] attention probabilities */
+    /* linear-kind scratch (low-rank intermediate); grown only when the plan
+     * changes after creation to need more */
+    float *lin_tmp;
+    int64_t lin_tmp_floats;
+};
+
+/* Query rows per attention task: bounds the score scratch to TILE x C per
+ * thread and lets causal tiles skip the keys no row in the tile can see. */
+#define SLM_ATTN_TILE 64
+
+static inline float *slm_context_k(const slm_context *c, int layer) {
+    return c->kv + ((int64_t)layer * 2) * c->n_ctx * c->kv_dim;
+}
+static inline float *slm_context_v(const slm_context *c, int layer) {
+    return c->kv + ((int64_t)layer * 2 + 1) * c->n_ctx * c->kv_dim;
+}
+
+/* Causal attention of T queries at positions P..P+T-1 over cached keys and
+ * values 0..P+T-1 of one layer (already written, RoPE applied).
+ * q [T][Q], out [T][Q]. OpenMP over (head, query tile). */
+void slm_attention_forward(slm_context *c, int layer, int T, const float *q, float *out);
+
+/* Scratch floats the plan's linear kinds need for T rows (max over linears). */
+int64_t slm_plan_tmp_floats(const slm_model *m, int T);
+
+/* ---- test / bench helper ------------------------------------------------------------ */
+
+/* A model of cfg's shape filled with reproducible random weights (uniform,
+ * scaled by 1/sqrt(n_in) so activations stay O(1)); biases when
+ * cfg->attn_bias, a separate lm head unless cfg->tied_embeddings. */
+slm_status slm_model_new_random(const slm_config *cfg, uint64_t seed, slm_model **out);
+
+#endif
