@@ -16,4 +16,8 @@ slm_status slm_tokenizer_load_hf(const char *dir, slm_tokenizer **out);
 slm_status slm_tokenizer_write_gguf(const slm_tokenizer *t, struct slm_gguf_writer *w);
 void slm_tokenizer_free(slm_tokenizer *t);
 
+/* Like slm_tokenize, into a malloc'd array the caller frees (*ids). */
+slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, bool add_special,
+                                bool parse_special, int32_t **ids, size_t *n_ids);
+
 #endif
