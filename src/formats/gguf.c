@@ -277,7 +277,9 @@ static slm_status read_kvs(cursor *c, slm_gguf *g) {
         if ((st = rd_u32(c, &t, "value type"))) return st;
         if (t >= SLM_GGUF_TYPE_COUNT) return bad_type(c, t, &kv->key);
         kv->type = (slm_gguf_type)t;
+        kv->raw = c->data + c->pos;
         if ((st = read_value(c, kv))) return st;
+        kv->raw_len = (uint64_t)(c->data + c->pos - (const uint8_t *)kv->raw);
     }
     g->kv_sorted = slm_calloc((size_t)g->n_kv + 1, sizeof *g->kv_sorted, "kv index");
     if (!g->kv_sorted) return SLM_ERR_NOMEM;

@@ -35,6 +35,8 @@ typedef struct slm_gguf_kv {
     uint64_t arr_n;
     const void *arr_data; /* for arrays of arrays: the raw nested bytes (no accessors) */
     slm_gguf_str *arr_strs; /* [arr_n] for string arrays, owned by the reader */
+    const void *raw;        /* the value's bytes as stored (after the type), for copying */
+    uint64_t raw_len;
 } slm_gguf_kv;
 
 typedef struct slm_gguf_tensor {

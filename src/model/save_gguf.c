@@ -1,0 +1,242 @@
+/* model -> GGUF v3 that llama.cpp loads (for dense plans), and that
+ * slm_model_load_gguf reads back with every plan (docs/format-gguf.md).
+ *
+ * Always written as general.architecture = "llama": mistral and qwen2 are
+ * the same graph for llama.cpp's llama arch (q/k/v biases are optional
+ * there), once q/k rows (and q/k biases) are in the ADJACENT RoPE layout,
+ * so a HALVES model is permuted on the way out. Dropped blocks are omitted
+ * and the rest renumbered (slimlm.source_blocks keeps the original index);
+ * narrowed MLPs are written at their width, with a per-layer
+ * feed_forward_length array when the widths differ. Matrices go in the
+ * requested type (F32/F16/BF16/Q8_0; a Q8_0 matrix whose rows are not a
+ * multiple of 32, e.g. a low-rank factor, falls back to F16), norms and
+ * biases in F32. Low-rank linears W ~= A.B become blk.N.<proj>.lr_a.weight
+ * (dims [rank, n_out]) and .lr_b.weight (dims [n_in, rank]) with
+ * slimlm.lowrank = true; llama.cpp does not know those names.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "formats/gguf.h"
+#include "model/loaders.h"
+#include "tokenizer/tokenizer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct saver {
+    const slm_model *m;
+    slm_gguf_writer *w;
+    slm_dtype type;
+    const char *path;
+    float **tmp; /* permuted copies, freed after the write */
+    int n_tmp, cap_tmp;
+} saver;
+
+/* llama.cpp's general.file_type (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16). */
+static int file_type_of(slm_dtype t) {
+    switch (t) {
+    case SLM_DTYPE_F16: return 1;
+    case SLM_DTYPE_Q8_0: return 7;
+    case SLM_DTYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static float *tmp_alloc(saver *s, size_t n) {
+    if (s->n_tmp == s->cap_tmp) {
+        int cap = s->cap_tmp ? s->cap_tmp * 2 : 64;
+        float **t = realloc(s->tmp, (size_t)cap * sizeof *t);
+        if (!t) return NULL;
+        s->tmp = t;
+        s->cap_tmp = cap;
+    }
+    float *p = slm_malloc(n * sizeof(float), "permuted tensor");
+    if (p) s->tmp[s->n_tmp++] = p;
+    return p;
+}
+
+/* A matrix of `rows` x `cols` (stride ld) in the save type, or F16 when its
+ * rows do not fit the type's blocks. */
+static slm_status add_matrix(saver *s, const char *name, int64_t rows, int64_t cols, const float *src, int64_t ld) {
+    slm_dtype t = s->type;
+    if (cols % slm_dtype_get((int)t)->block_size != 0) t = SLM_DTYPE_F16;
+    return slm_gguf_add_tensor_f32(s->w, name, t, 2, cols, rows, src, ld);
+}
+
+static slm_status add_vector(saver *s, const char *name, int64_t n, const float *src) {
+    return slm_gguf_add_tensor_f32(s->w, name, SLM_DTYPE_F32, 1, n, 1, src, n);
+}
+
+/* rows x cols at src (stride ld), q/k rows permuted to ADJACENT when the
+ * model holds them as HALVES. Returns the pointer to write and its stride. */
+static const float *rope_rows(saver *s, bool qk, int n_head, const float *src, int64_t rows, int64_t cols,
+                              int64_t *ld) {
+    if (!qk || s->m->cfg.rope_layout == SLM_ROPE_ADJACENT) return src;
+    float *packed = tmp_alloc(s, (size_t)rows * (size_t)cols), *dst = tmp_alloc(s, (size_t)rows * (size_t)cols);
+    if (!packed || !dst) {
+        slm_fail(SLM_ERR_NOMEM, "%s: out of memory permuting q/k rows", s->path);
+        return NULL;
+    }
+    for (int64_t r = 0; r < rows; r++) memcpy(packed + r * cols, src + r * *ld, (size_t)cols * sizeof(float));
+    slm_rope_permute_rows(packed, dst, n_head, s->m->cfg.head_dim, cols, true);
+    *ld = cols;
+    return dst;
+}
+
+static slm_status add_linear(saver *s, int out_b, const slm_linear *l, slm_proj p) {
+    const slm_config *c = &s->m->cfg;
+    const char *pn = slm_proj_gguf_name(p);
+    bool qk = p == SLM_PROJ_Q || p == SLM_PROJ_K;
+    int n_head = p == SLM_PROJ_Q ? c->n_heads : c->n_kv_heads;
+    char name[128];
+    slm_status st;
+    if (l->kind == SLM_LINEAR_LOWRANK) {
+        int64_t lda = l->rank;
+        const float *a = rope_rows(s, qk, n_head, l->a, l->n_out, l->rank, &lda);
+        if (!a) return SLM_ERR_NOMEM;
+        snprintf(name, sizeof name, "blk.%d.%s.lr_a.weight", out_b, pn);
+        if ((st = add_matrix(s, name, l->n_out, l->rank, a, lda))) return st;
+        snprintf(name, sizeof name, "blk.%d.%s.lr_b.weight", out_b, pn);
+        st = add_matrix(s, name, l->rank, l->n_in, l->b, l->ld_b);
+    } else {
+        int64_t ld = l->ld_w;
+        const float *w = rope_rows(s, qk, n_head, l->w, l->n_out, l->n_in, &ld);
+        if (!w) return SLM_ERR_NOMEM;
+        snprintf(name, sizeof name, "blk.%d.%s.weight", out_b, pn);
+        st = add_matrix(s, name, l->n_out, l->n_in, w, ld);
+    }
+    if (st || !l->bias) return st;
+    int64_t one = 1;
+    const float *bias = rope_rows(s, qk, n_head, l->bias, l->n_out, 1, &one);
+    if (!bias) return SLM_ERR_NOMEM;
+    snprintf(name, sizeof name, "blk.%d.%s.bias", out_b, pn);
+    return add_vector(s, name, l->n_out, bias);
+}
+
+/* LLaMA 3.1 frequency factors as convert_hf_to_gguf.py computes them, for
+ * a model whose config asks for llama3 scaling but has no rope_freqs. */
+static const float *llama3_factors(saver *s) {
+    const slm_config *c = &s->m->cfg;
+    int half = c->head_dim / 2;
+    float *f = tmp_alloc(s, (size_t)half);
+    if (!f) return NULL;
+    double lo_wl = c->rope_orig_ctx / c->rope_low_freq_factor, hi_wl = c->rope_orig_ctx / c->rope_high_freq_factor;
+    for (int i = 0; i < half; i++) {
+        double freq = 1.0 / pow(c->rope_theta, (2.0 * i) / c->head_dim), wl = 2.0 * 3.14159265358979323846 / freq;
+        if (wl < hi_wl) f[i] = 1.0f;
+        else if (wl > lo_wl) f[i] = c->rope_factor;
+        else {
+            double sm = (c->rope_orig_ctx / wl - c->rope_low_freq_factor) /
+                        (c->rope_high_freq_factor - c->rope_low_freq_factor);
+            f[i] = (float)(1.0 / ((1.0 - sm) / c->rope_factor + sm));
+        }
+    }
+    return f;
+}
+
+static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const int32_t *src_blocks) {
+    const slm_model *m = s->m;
+    const slm_config *c = &m->cfg;
+    slm_gguf_writer *w = s->w;
+    const char *base = m->path ? strrchr(m->path, '/') : NULL;
+    base = base ? base + 1 : m->path ? m->path : "slimlm model";
+    bool same_ff = true, lowrank = false;
+    for (int i = 1; i < n_kept; i++) same_ff = same_ff && kept_ff[i] == kept_ff[0];
+    for (int i = 0; i < c->n_layers; i++)
+        for (int p = 0; p < SLM_PROJ_COUNT; p++) lowrank |= m->blocks[i].kept && m->blocks[i].lin[p].kind == SLM_LINEAR_LOWRANK;
+    slm_status st = SLM_OK;
+#define SET(call) do { if (!st) st = (call); } while (0)
+    SET(slm_gguf_set_str(w, "general.architecture", "llama"));
+    SET(slm_gguf_set_str(w, "general.name", base));
+    SET(slm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type_of(s->type)));
+    if (s->type == SLM_DTYPE_Q8_0) SET(slm_gguf_set_u32(w, "general.quantization_version", 2));
+    SET(slm_gguf_set_u32(w, "llama.context_length", (uint32_t)c->max_ctx));
+    SET(slm_gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->d_model));
+    SET(slm_gguf_set_u32(w, "llama.block_count", (uint32_t)n_kept));
+    if (same_ff) SET(slm_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)kept_ff[0]));
+    else SET(slm_gguf_set_arr(w, "llama.feed_forward_length", SLM_GGUF_INT32, kept_ff, (uint64_t)n_kept));
+    SET(slm_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads));
+    SET(slm_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads));
+    SET(slm_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps));
+    SET(slm_gguf_set_f32(w, "llama.rope.freq_base", c->rope_theta));
+    SET(slm_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim));
+    if (c->head_dim * c->n_heads != c->d_model) {
+        SET(slm_gguf_set_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim));
+        SET(slm_gguf_set_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim));
+    }
+    SET(slm_gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->n_vocab));
+    if (c->rope_scaling == SLM_ROPE_SCALING_LINEAR) {
+        SET(slm_gguf_set_str(w, "llama.rope.scaling.type", "linear"));
+        SET(slm_gguf_set_f32(w, "llama.rope.scaling.factor", c->rope_factor));
+    }
+    /* the tokenizer (written below when present) sets these too; without
+     * one they still keep the config's special ids */
+    if (c->bos_id >= 0) SET(slm_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id));
+    if (c->eos_id >= 0) SET(slm_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id));
+    SET(slm_gguf_set_u32(w, "slimlm.format_version", 1));
+    if (n_kept != c->n_layers) SET(slm_gguf_set_arr(w, "slimlm.source_blocks", SLM_GGUF_INT32, src_blocks, (uint64_t)n_kept));
+    if (lowrank) SET(slm_gguf_set_bool(w, "slimlm.lowrank", true));
+#undef SET
+    if (!st && m->tok) st = slm_tokenizer_write_gguf(m->tok, w);
+    return st;
+}
+
+static slm_status add_tensors(saver *s, const int32_t *src_blocks, int n_kept) {
+    const slm_model *m = s->m;
+    const slm_config *c = &m->cfg;
+    slm_status st = add_matrix(s, "token_embd.weight", c->n_vocab, c->d_model, m->tok_embd, c->d_model);
+    if (!st) st = add_vector(s, "output_norm.weight", c->d_model, m->out_norm);
+    if (!st && m->lm_head != m->tok_embd)
+        st = add_matrix(s, "output.weight", c->n_vocab, c->d_model, m->lm_head, c->d_model);
+    const float *freqs = m->rope_freqs;
+    if (!st && !freqs && c->rope_scaling == SLM_ROPE_SCALING_LLAMA3 &&
+        !(c->rope_orig_ctx > 0 && c->rope_low_freq_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor))
+        st = slm_fail(SLM_ERR_ARG, "%s: llama3 rope scaling without valid low/high frequency factors", s->path);
+    if (!st && !freqs && c->rope_scaling == SLM_ROPE_SCALING_LLAMA3 && !(freqs = llama3_factors(s)))
+        st = slm_fail(SLM_ERR_NOMEM, "%s: out of memory", s->path);
+    if (!st && freqs) st = add_vector(s, "rope_freqs.weight", c->head_dim / 2, freqs);
+    for (int j = 0; j < n_kept && !st; j++) {
+        const slm_block *b = &m->blocks[src_blocks[j]];
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", j);
+        st = add_vector(s, name, c->d_model, b->attn_norm);
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", j);
+        if (!st) st = add_vector(s, name, c->d_model, b->ffn_norm);
+        for (int p = 0; p < SLM_PROJ_COUNT && !st; p++) st = add_linear(s, j, &b->lin[p], (slm_proj)p);
+    }
+    return st;
+}
+
+slm_status slm_model_save_gguf(const slm_model *m, const char *path, const slm_save_params *p) {
+    slm_save_params def = slm_save_default_params();
+    if (!p) p = &def;
+    const slm_dtype_traits *tr = slm_dtype_get(p->dtype);
+    if (!tr || !tr->from_float)
+        return slm_fail(SLM_ERR_ARG, "%s: cannot write weights as %s (F32, F16, BF16 or Q8_0)", path,
+                        tr ? tr->name : "an unknown type");
+    slm_status st = slm_model_validate(m);
+    if (st) return st;
+    const slm_config *c = &m->cfg;
+    saver s = {.m = m, .type = (slm_dtype)p->dtype, .path = path};
+    int *kept_ff = slm_calloc((size_t)c->n_layers, sizeof *kept_ff, "block widths");
+    int32_t *src_blocks = slm_calloc((size_t)c->n_layers, sizeof *src_blocks, "block map");
+    s.w = slm_gguf_writer_new();
+    int n_kept = 0;
+    if (!kept_ff || !src_blocks || !s.w) st = SLM_ERR_NOMEM;
+    for (int i = 0; !st && i < c->n_layers; i++)
+        if (m->blocks[i].kept) {
+            kept_ff[n_kept] = m->blocks[i].d_ff;
+            src_blocks[n_kept++] = i;
+        }
+    if (!st && n_kept == 0) st = slm_fail(SLM_ERR_ARG, "%s: every block is dropped", path);
+    if (!st) st = add_metadata(&s, n_kept, kept_ff, src_blocks);
+    if (!st) st = add_tensors(&s, src_blocks, n_kept);
+    if (!st) st = slm_gguf_writer_write(s.w, path);
+    slm_gguf_writer_free(s.w);
+    for (int i = 0; i < s.n_tmp; i++) free(s.tmp[i]);
+    free(s.tmp);
+    free(kept_ff);
+    free(src_blocks);
+    return st;
+}
