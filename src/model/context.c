@@ -110,7 +110,18 @@ slm_status slm_context_new(const slm_model *m, const slm_context_params *p, slm_
         }
     }
 
-    slm_rope_freq_params rp = {.head_dim = cfg->head_dim, .theta = cfg->rope_theta, .scaling = (int)cfg->rope_scaling,
+    /* A GGUF rope_freqs tensor already holds LLaMA 3's per-frequency
+     * divisors (llama.cpp's freq_factors): apply it instead of the formula. */
+    int scaling = (int)cfg->rope_scaling;
+    if (m->rope_freqs && scaling == SLM_ROPE_SCALING_LLAMA3) scaling = SLM_ROPE_SCALING_NONE;
+    if (scaling == SLM_ROPE_SCALING_LLAMA3 &&
+        !(cfg->rope_low_freq_factor > 0 && cfg->rope_high_freq_factor > cfg->rope_low_freq_factor &&
+          cfg->rope_orig_ctx > 0)) {
+        slm_context_free(c);
+        return slm_fail(SLM_ERR_FORMAT, "%s: llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor "
+                        "and an original context length", m->path ? m->path : "model");
+    }
+    slm_rope_freq_params rp = {.head_dim = cfg->head_dim, .theta = cfg->rope_theta, .scaling = scaling,
                                .factor = cfg->rope_factor, .low_freq_factor = cfg->rope_low_freq_factor,
                                .high_freq_factor = cfg->rope_high_freq_factor, .orig_ctx = cfg->rope_orig_ctx};
     double *inv_freq = slm_malloc((size_t)cfg->head_dim / 2 * sizeof(double), "RoPE frequencies");
@@ -119,6 +130,8 @@ slm_status slm_context_new(const slm_model *m, const slm_context_params *p, slm_
         return SLM_ERR_NOMEM;
     }
     slm_rope_inv_freq(&rp, inv_freq);
+    if (m->rope_freqs)
+        for (int i = 0; i < cfg->head_dim / 2; i++) inv_freq[i] /= m->rope_freqs[i];
     slm_rope_table(inv_freq, cfg->head_dim, n_ctx, c->rope_cs);
     free(inv_freq);
     *out = c;
