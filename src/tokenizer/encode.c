@@ -20,9 +20,10 @@
  * Decodes like llama.cpp's unicode_cpt_from_utf8 (lead byte decides the
  * length, continuation bytes must be 10xxxxxx, anything else is one bad
  * byte -> U+FFFD) and re-encodes, so overlong forms come out canonical.
- * Surrogates and code points past U+10FFFF (which llama.cpp cannot
- * re-encode) also become U+FFFD. Returns NULL when the text is already
- * valid and canonical (the common case: no copy). */
+ * Surrogates (which llama.cpp re-encodes as they are) stay in the BPE text
+ * but become U+E000 in the regex text: both are "other" to every
+ * pre-tokenizer regex, and PCRE2 only takes valid UTF-8. Code points past
+ * U+10FFFF (which llama.cpp cannot re-encode) become U+FFFD. */
 static uint32_t utf8_decode_lenient(const uint8_t *s, size_t n, size_t i, size_t *len) {
     uint8_t c = s[i];
     *len = 1;
@@ -36,35 +37,43 @@ static uint32_t utf8_decode_lenient(const uint8_t *s, size_t n, size_t i, size_t
         cp = (cp << 6) | (s[i + k] & 0x3Fu);
     }
     *len = need;
-    if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0xFFFD;
-    return cp;
+    return cp > 0x10FFFF ? 0xFFFD : cp;
 }
 
-static char *utf8_repair(const char *p, size_t n, size_t *out_n) {
+static bool is_surrogate(uint32_t cp) { return cp >= 0xD800 && cp <= 0xDFFF; }
+
+/* Returns false when p is valid canonical UTF-8 (the common case: no copy);
+ * else *rx and *bp (one allocation, free *rx) hold the two texts. */
+static bool utf8_repair(const char *p, size_t n, char **rx, char **bp, size_t *out_n, bool *oom) {
     const uint8_t *s = (const uint8_t *)p;
     size_t i = 0;
-    /* find the first byte that needs a change */
-    for (; i < n; i++) {
+    for (; i < n; i++) { /* the first byte that needs a change */
         if (s[i] < 0x80) continue;
         size_t len;
         uint32_t cp = utf8_decode_lenient(s, n, i, &len);
         char enc[4];
-        if ((size_t)slm_tok_utf8_put(cp, enc) != len || memcmp(enc, p + i, len) != 0) break;
+        if (is_surrogate(cp) || (size_t)slm_tok_utf8_put(cp, enc) != len || memcmp(enc, p + i, len) != 0) break;
         i += len - 1;
     }
-    if (i == n) return NULL;
-    char *o = malloc(n * 3 + 1); /* one bad byte grows to 3 bytes at most */
-    if (!o) return NULL;
+    if (i == n) return false;
+    size_t cap = n * 3 + 1; /* one bad byte grows to 3 bytes at most */
+    char *o = malloc(cap * 2);
+    if (!o) return *oom = true;
+    char *b = o + cap;
     memcpy(o, p, i);
+    memcpy(b, p, i);
     size_t k = i;
     while (i < n) {
         size_t len;
         uint32_t cp = utf8_decode_lenient(s, n, i, &len);
-        k += (size_t)slm_tok_utf8_put(cp, o + k);
+        slm_tok_utf8_put(cp, b + k);
+        k += (size_t)slm_tok_utf8_put(is_surrogate(cp) ? 0xE000 : cp, o + k);
         i += len;
     }
+    *rx = o;
+    *bp = b;
     *out_n = k;
-    return o;
+    return true;
 }
 
 /* ---- special-token partition ------------------------------------------ */
@@ -174,9 +183,12 @@ slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t
             slm_tok_spm_fragment(t, &sc, text + f.off, f.len, t->add_space_prefix && prev_special, &out);
         } else {
             size_t rn = 0;
-            char *rep = utf8_repair(text + f.off, f.len, &rn);
-            st = rep ? slm_tok_bpe_fragment(t, &sc, rep, rn, &out) : slm_tok_bpe_fragment(t, &sc, text + f.off, f.len, &out);
-            free(rep);
+            char *rx = NULL, *bp = NULL;
+            bool oom = false;
+            if (utf8_repair(text + f.off, f.len, &rx, &bp, &rn, &oom)) st = slm_tok_bpe_fragment(t, &sc, rx, bp, rn, &out);
+            else if (oom) sc.oom = true;
+            else st = slm_tok_bpe_fragment(t, &sc, text + f.off, text + f.off, f.len, &out);
+            free(rx);
         }
         prev_special = false;
     }

@@ -150,12 +150,12 @@ void slm_tok_pretok_free(slm_pretok *p) {
 }
 
 /* Regex level k splits [s, s+n); pieces go to level k+1, the last level's
- * pieces to BPE. Recursion depth is the number of regexes (<= 8). */
-static slm_status split_level(const slm_tokenizer *t, slm_tok_scratch *sc, int k, const char *s, size_t n,
-                              slm_tok_out *out) {
+ * pieces to BPE, taken from b (same offsets as s; see slm_tok_bpe_fragment). Recursion depth is the number of regexes (<= 8). */
+static slm_status split_level(const slm_tokenizer *t, slm_tok_scratch *sc, int k, const char *s, const char *b,
+                              size_t n, slm_tok_out *out) {
     if (n == 0) return SLM_OK;
     if (k == t->pretok.n) {
-        slm_tok_bpe_piece(t, sc, s, n, out);
+        slm_tok_bpe_piece(t, sc, b, n, out);
         return SLM_OK;
     }
     const pcre2_code *code = t->pretok.code[k];
@@ -176,21 +176,22 @@ static slm_status split_level(const slm_tokenizer *t, slm_tok_scratch *sc, int k
             continue;
         }
         if (m0 > last) {
-            slm_status st = split_level(t, sc, k + 1, s + last, m0 - last, out);
+            slm_status st = split_level(t, sc, k + 1, s + last, b + last, m0 - last, out);
             if (st) return st;
         }
-        slm_status st = split_level(t, sc, k + 1, s + m0, m1 - m0, out);
+        slm_status st = split_level(t, sc, k + 1, s + m0, b + m0, m1 - m0, out);
         if (st) return st;
         last = pos = m1;
     }
-    if (last < n) return split_level(t, sc, k + 1, s + last, n - last, out);
+    if (last < n) return split_level(t, sc, k + 1, s + last, b + last, n - last, out);
     return SLM_OK;
 }
 
-slm_status slm_tok_bpe_fragment(const slm_tokenizer *t, slm_tok_scratch *s, const char *p, size_t n, slm_tok_out *out) {
+slm_status slm_tok_bpe_fragment(const slm_tokenizer *t, slm_tok_scratch *s, const char *rx, const char *p, size_t n,
+                                slm_tok_out *out) {
     if (!s->match && t->pretok.n) {
         s->match = pcre2_match_data_create((uint32_t)(t->pretok.max_ovec + 1), NULL);
         if (!s->match) return slm_fail(SLM_ERR_NOMEM, "%s: out of memory for regex matching", t->name);
     }
-    return split_level(t, s, 0, p, n, out);
+    return split_level(t, s, 0, rx, p, n, out);
 }

@@ -185,8 +185,11 @@ slm_tok_pair slm_tok_heap_pop(slm_tok_scratch *s);
 /* ---- bpe.c / spm.c / pretok.c ---- */
 /* One pre-tokenized piece (raw UTF-8 bytes) through byte-level BPE. */
 void slm_tok_bpe_piece(const slm_tokenizer *t, slm_tok_scratch *s, const char *p, size_t n, slm_tok_out *out);
-/* Splits [p, p+n) with the pre-tokenizer and runs BPE on every piece. */
-slm_status slm_tok_bpe_fragment(const slm_tokenizer *t, slm_tok_scratch *s, const char *p, size_t n, slm_tok_out *out);
+/* Splits rx[0..n) with the pre-tokenizer and runs BPE on the same spans of
+ * p (rx is p with surrogates replaced by a private-use character of the
+ * same length, since PCRE2 needs valid UTF-8; usually rx == p). */
+slm_status slm_tok_bpe_fragment(const slm_tokenizer *t, slm_tok_scratch *s, const char *rx, const char *p, size_t n,
+                                slm_tok_out *out);
 /* One raw-text fragment through SentencePiece BPE (prefix: add the ▁ prefix). */
 void slm_tok_spm_fragment(const slm_tokenizer *t, slm_tok_scratch *s, const char *p, size_t n, bool prefix,
                           slm_tok_out *out);
