@@ -23,6 +23,7 @@ Outputs (tests/golden/):
   tok_smollm2_cases.tsv            hard cases: hex(input) add_special parse_special refs ids
   tok_smollm2_wikitext_doc.u16.gz  ids of all of wiki.test.raw as one text (uint16 LE)
   tok_smollm2_wikitext_lines.tsv.gz  per line (keepends): n_ids fnv1a64(ids as int32 LE)
+  tok_hf_bytelevel/, tok_hf_spm/   small tokenizer.json files trained by HF tokenizers + golden.tsv
 
 Usage: python3 tools/make_tokenizer_golden.py [--model GGUF] [--data DIR] [--out DIR]
 """
@@ -156,6 +157,46 @@ def main():
         out.append(f"{len(x)} {fnv1a64_ids(x):016x}\n")
     write_gz(os.path.join(a.out, "tok_smollm2_wikitext_lines.tsv.gz"), "".join(out).encode())
     print(f"wikitext line by line: {len(lines)} lines, identical in both references")
+    make_hf_dirs(a.out, a.data)
+
+
+HF_TEXTS = ["Hello world 1990 and  12345", "It's the tokenizer's test:\n\tindented   spaces  ",
+            "naïve café 😀 中文 <s>special</s> <|endoftext|>", "", " ", "Digits 3.14159 and ²½",
+            "the quick brown fox jumps over the lazy dog " * 3]
+
+
+def make_hf_dirs(out, data):
+    """Two small tokenizer.json files trained by HF tokenizers itself on
+    wikitext lines: byte-level (Digits + ByteLevel, SmolLM2's layout, merges
+    written as pairs by tokenizers >= 0.20) and SentencePiece-style
+    (Prepend/Replace normalizer, byte_fallback). Golden ids from that same
+    HF tokenizer, with and without special-token parsing."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers, processors
+    lines = open(os.path.join(data, "wikitext-2-raw/wiki.test.raw"), encoding="utf-8").read().splitlines()[:600]
+    # byte-level
+    bl = Tokenizer(models.BPE())
+    bl.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    bl.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=700, special_tokens=["<|endoftext|>", "<s>", "</s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    # SentencePiece-style
+    sp = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
+    sp.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    sp.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"] +
+                                                       ["<0x%02X>" % b for b in range(256)]))
+    sp.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    for name, tok in (("tok_hf_bytelevel", bl), ("tok_hf_spm", sp)):
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        tok.save(os.path.join(d, "tokenizer.json"))
+        with open(os.path.join(d, "golden.tsv"), "w") as f:
+            f.write("# hex(input)\tadd_special\tparse_special\tids from HF tokenizers (tools/make_tokenizer_golden.py)\n")
+            for s in HF_TEXTS:
+                for add, special in ((False, False), (False, True), (True, True)):
+                    tok.encode_special_tokens = not special
+                    ids = tok.encode(s, add_special_tokens=add).ids
+                    f.write(f"{s.encode().hex() or '-'}\t{int(add)}\t{int(special)}\t{' '.join(map(str, ids))}\n")
+        print(f"{name}: {tok.get_vocab_size()} tokens, {len(HF_TEXTS) * 3} golden cases")
 
 
 if __name__ == "__main__":

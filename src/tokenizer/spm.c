@@ -5,6 +5,8 @@
  * with the highest score merges first (leftmost on ties), as llama.cpp's
  * llm_tokenizer_spm does. A final symbol that is not a token is written as
  * its bytes through the <0xNN> tokens (byte fallback), or unk without them.
+ * Loaded from tokenizer.json (merges present), pairs merge by merge rank
+ * instead of score, which is what HF's BPE model does.
  */
 #include "tokenizer/tok_internal.h"
 
@@ -13,9 +15,17 @@
 static void spm_try_pair(const slm_tokenizer *t, slm_tok_scratch *s, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return;
     const slm_tok_sym *L = &s->syms[l], *R = &s->syms[r];
-    int32_t id = slm_tok_lookup(t, s->buf + L->start, L->len + R->len);
-    if (id < 0) return;
-    float score = t->scores ? t->scores[id] : 0.0f;
+    int32_t id;
+    float score;
+    if (t->mhash) { /* from tokenizer.json: HF BPE, only listed merges, lowest rank first */
+        int32_t rank;
+        if (!slm_tok_merge_find(t, L->id, R->id, &rank, &id) || id < 0) return;
+        score = -(float)rank;
+    } else {
+        id = slm_tok_lookup(t, s->buf + L->start, L->len + R->len);
+        if (id < 0) return;
+        score = t->scores ? t->scores[id] : 0.0f;
+    }
     slm_tok_heap_push(s, (slm_tok_pair){score, l, r, (int32_t)L->len, (int32_t)R->len, id});
 }
 
@@ -36,7 +46,8 @@ void slm_tok_spm_fragment(const slm_tokenizer *t, slm_tok_scratch *s, const char
     for (size_t off = 0; off < k;) {
         size_t len = slm_tok_utf8_len((uint8_t)b[off]);
         if (len > k - off) len = k - off;
-        y[ns] = (slm_tok_sym){-1, ns - 1, -1, (uint32_t)off, (uint32_t)len};
+        int32_t cid = t->mhash ? slm_tok_lookup(t, b + off, len) : -1; /* rank path merges by id */
+        y[ns] = (slm_tok_sym){cid, ns - 1, -1, (uint32_t)off, (uint32_t)len};
         off += len;
         if (off < k) y[ns].next = ns + 1;
         ns++;
