@@ -66,8 +66,9 @@ int slm_cmd_convert(int argc, char **argv) {
     }
     slm_model *m = NULL;
     double t0 = slm_time_now();
-    /* The tokenizer rides along so GGUF output can carry it. */
-    if (slm_cli_load_model(pos[0], true, threads, &m)) {
+    /* The tokenizer rides along so GGUF output can carry it (the HF writer
+     * copies tokenizer files from an HF source instead). */
+    if (slm_cli_load_model(pos[0], sp.format == SLM_SAVE_GGUF, threads, &m)) {
         free(pos);
         return 1;
     }

@@ -7,7 +7,10 @@
  *    converters round; plans (dropped block, narrowed MLP, low-rank linear)
  *    survive; adjacent-pair q/k rows are put back in HF order;
  *  - sharded checkpoints (index.json + 2 shards made here) load the same
- *    tensors; broken directories give one clear error.
+ *    tensors; broken directories give one clear error;
+ *  - SmolLM2 GGUF -> safetensors -> GGUF: identical tensors (q/k rows
+ *    permuted between the layouts, all else bit-exact) and logits, and the
+ *    export's logits vs transformers on an HF conversion made in Python.
  * Goldens: tools/make_hf_golden.py. */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/safetensors.h"
@@ -23,8 +26,10 @@
 
 static const char *g_tmp, *g_golden;
 
+/* Without tokenizers: a GGUF written from a tokenizer-less HF dir has none. */
 static slm_model *load(const char *path) {
     slm_load_params lp = slm_load_default_params();
+    lp.load_tokenizer = false;
     slm_model *m = NULL;
     slm_status st = slm_model_load(path, &lp, &m);
     CHECK(st == SLM_OK, "load %s: %s", path, slm_last_error());
@@ -181,7 +186,11 @@ static void test_tiny_llama(const char *tiny) {
               m->src_file_bytes == 4131280 && strcmp(m->format, "safetensors") == 0,
           "tiny config/format");
     CHECK(m->lm_head != m->tok_embd, "untied lm head");
-    CHECK(slm_model_tokenizer(m) == NULL, "no tokenizer.json -> no tokenizer");
+    slm_load_params lp = slm_load_default_params();
+    slm_model *mt = NULL;
+    CHECK(lp.load_tokenizer && slm_model_load(tiny, &lp, &mt) == SLM_OK && slm_model_tokenizer(mt) == NULL,
+          "no tokenizer.json -> loads, without a tokenizer");
+    slm_model_free(mt);
     /* values vs python safetensors */
     FILE *f = fopen(slm_test_path(g_golden, "hf_tiny_tensors.txt"), "r");
     CHECK(f != NULL, "golden hf_tiny_tensors.txt");
@@ -418,6 +427,66 @@ static void test_sharded(const char *tiny) {
     slm_model_free(m);
 }
 
+static void unpermute_qk(slm_model *m) {
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int p = SLM_PROJ_Q; p <= SLM_PROJ_K; p++) {
+            slm_linear *lin = &m->blocks[l].lin[p];
+            float *w = slm_model_alloc_f32(m, (size_t)lin->n_out * (size_t)lin->ld_w, "unpermuted");
+            slm_rope_permute_rows(lin->w, w, lin->n_out / m->cfg.head_dim, m->cfg.head_dim, lin->ld_w, false);
+            lin->w = w;
+        }
+    m->cfg.rope_layout = SLM_ROPE_HALVES;
+}
+
+static void test_gguf_roundtrip(const char *gguf) {
+    if (!CHECK(access(gguf, R_OK) == 0, "default model %s missing (scripts/fetch-model.sh)", gguf)) return;
+    static const int32_t ids[12] = {1, 504, 3458, 282, 4649, 314, 253, 1345, 30, 378, 2152, 282};
+    slm_model *g = load(gguf);
+    slm_model *h = g ? save_and_load(g, "hf_smollm2", SLM_DTYPE_F32) : NULL;
+    if (!h) {
+        slm_model_free(g);
+        return;
+    }
+    CHECK(g->cfg.rope_layout == SLM_ROPE_ADJACENT && h->cfg.rope_layout == SLM_ROPE_HALVES &&
+              h->cfg.tied_embeddings && h->cfg.n_kv_heads == 3 && h->cfg.rope_theta == g->cfg.rope_theta &&
+              h->cfg.norm_eps == g->cfg.norm_eps && h->cfg.bos_id == g->cfg.bos_id,
+          "SmolLM2 config through safetensors");
+    float *lg = logits_of(g, ids, 12), *lh = logits_of(h, ids, 12);
+    if (lg && lh) CHECK_CLOSE("SmolLM2 GGUF vs its safetensors export, logits", lg, lh, 12 * 49152, 1e-4);
+    free(lh);
+    check_logits_golden(h, "hf_smollm2_logits.bin", 2e-4);
+    unpermute_qk(g);
+    cmp_stats s = cmp_models(g, h, NULL);
+    printf("SmolLM2 GGUF -> safetensors: %lld values, %lld differ (q/k compared un-permuted)\n", (long long)s.n,
+           (long long)s.mismatches);
+    CHECK(s.mismatches == 0, "GGUF -> safetensors tensors exact");
+    slm_model_free(g);
+
+    const char *back = slm_test_path(g_tmp, "hf_smollm2_back.gguf");
+    slm_save_params sp = {.format = SLM_SAVE_GGUF, .dtype = SLM_DTYPE_F32};
+    slm_status st = slm_model_save(h, back, &sp);
+    CHECK(st == SLM_OK, "safetensors -> GGUF: %s", slm_last_error());
+    slm_model_free(h);
+    slm_model *g2 = st ? NULL : load(back);
+    g = g2 ? load(gguf) : NULL;
+    if (g && g2) {
+        s = cmp_models(g, g2, NULL);
+        printf("SmolLM2 GGUF -> safetensors -> GGUF: %lld values, %lld differ\n", (long long)s.n, (long long)s.mismatches);
+        CHECK(s.mismatches == 0 && g2->cfg.rope_layout == g->cfg.rope_layout, "GGUF -> safetensors -> GGUF tensors exact");
+        float *l2 = logits_of(g2, ids, 12);
+        if (l2 && lg) CHECK_CLOSE("SmolLM2 GGUF -> safetensors -> GGUF logits", lg, l2, 12 * 49152, 0.0);
+        free(l2);
+    }
+    free(lg);
+    slm_model_free(g);
+    slm_model_free(g2);
+    /* 0.5 GB each: do not leave them in the build tree */
+    remove(back);
+    remove(slm_test_path(g_tmp, "hf_smollm2/model.safetensors"));
+    remove(slm_test_path(g_tmp, "hf_smollm2/config.json"));
+    rmdir(slm_test_path(g_tmp, "hf_smollm2"));
+}
+
 int main(void) {
     g_tmp = slm_test_env("SLM_TEST_TMP", "/tmp");
     g_golden = slm_test_env("SLM_GOLDEN_DIR", "tests/golden");
@@ -439,5 +508,8 @@ int main(void) {
         slm_model_free(l3);
     }
     test_sharded(tiny_buf);
+    char model[4096];
+    snprintf(model, sizeof model, "%s", slm_test_env("SLM_TEST_MODEL", ""));
+    test_gguf_roundtrip(model);
     return slm_test_finish();
 }
