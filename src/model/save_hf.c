@@ -274,6 +274,9 @@ slm_status slm_model_save_hf(const slm_model *m, const char *dir, const slm_save
     if (!tdt)
         return slm_fail(SLM_ERR_UNSUPPORTED, "%s: safetensors output supports dtypes f32, f16, bf16 (q8_0 is GGUF only)",
                         dir);
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        return slm_fail(SLM_ERR_IO, "%s: exists and is not a directory", dir);
     slm_config cfg;
     slm_status st = slm_model_validate(m);
     if (!st) st = plan_config(m, dir, &cfg);
