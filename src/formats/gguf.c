@@ -315,9 +315,11 @@ static slm_status read_tensor_info(cursor *c, slm_gguf *g, slm_gguf_tensor *t) {
     for (int d = 0; d < GGUF_MAX_DIMS; d++) {
         uint64_t v = 1;
         if (d < (int)nd && (st = rd_u64(c, &v, "tensor dims"))) return st;
-        if (v == 0 || v > (uint64_t)INT64_MAX || __builtin_mul_overflow(n, (int64_t)v, &n))
-            return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s': dimension %d (%llu) is zero or overflows", c->path,
-                            t->name, d, (unsigned long long)v);
+        if (v == 0)
+            return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s': dimension %d is zero", c->path, t->name, d);
+        if (v > (uint64_t)INT64_MAX || __builtin_mul_overflow(n, (int64_t)v, &n))
+            return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s': element count overflows at dimension %d (%llu)",
+                            c->path, t->name, d, (unsigned long long)v);
         t->ne[d] = (int64_t)v;
     }
     t->n_elems = n;

@@ -278,7 +278,7 @@ slm_status slm_gguf_writer_write(slm_gguf_writer *w, const char *path) {
         return st;
     }
     st = slm_atomic_write(&af, h.p, h.n);
-    slm_progress pr;
+    slm_progress pr = {0}; /* begin keeps .quiet: not quiet */
     slm_progress_begin(&pr, "writing", "B", total);
     int64_t done = 0;
     for (int64_t i = 0; i < w->n_t && !st; i++) st = write_tensor(&af, &w->ts[i], chunk, chunk_bytes, &pr, &done);

@@ -226,7 +226,7 @@ static void test_faults(void) {
         [F_BIGENDIAN] = "big-endian", [F_HUGE_TENSORS] = "tensors, more than the file can hold",
         [F_HUGE_KV] = "metadata entries, more than", [F_HUGE_STRING] = "truncated", [F_BAD_UTF8] = "not valid UTF-8",
         [F_EMPTY_KEY] = "is empty", [F_DUP_KEY] = "duplicate key 'u8'", [F_DUP_TENSOR] = "duplicate tensor 'a'",
-        [F_NDIMS] = "5 dimensions", [F_DIM_ZERO] = "is zero or overflows", [F_DIM_OVERFLOW] = "overflows",
+        [F_NDIMS] = "5 dimensions", [F_DIM_ZERO] = "dimension 1 is zero", [F_DIM_OVERFLOW] = "element count overflows",
         [F_TYPE] = "unsupported type 99", [F_VALUE_TYPE] = "unknown value type 13",
         [F_MISALIGNED] = "not a multiple of the alignment", [F_PAST_END] = "past end of file",
         [F_OVERLAP] = "overlap", [F_ALIGN_NOT_POW2] = "power of two", [F_DEEP_ARRAY] = "nested deeper",
