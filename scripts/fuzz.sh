@@ -21,7 +21,7 @@ for t in "${targets[@]}"; do
   crashes=build-fuzz/crashes/$t
   mkdir -p "$corpus" "$crashes" "tests/fuzz/regressions/$t"
   seeds=(tests/bad)
-  [ -d "tests/fuzz/seeds/$t" ] && seeds+=("tests/fuzz/seeds/$t")
+  [ -d "tests/fuzz/seeds/$t" ] && seeds=("tests/fuzz/seeds/$t" "${seeds[@]}")
   echo "fuzzing $t for ${secs}s" >&2
   set +e
   ASAN_OPTIONS=detect_leaks=1 "./build-fuzz/tests/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=4096 \
