@@ -155,6 +155,24 @@ def log_softmax_at(logits_rows, targets):
     return x[np.arange(len(targets)), targets] - lse
 
 
+def dequantized_copy(model):
+    """An all-F32 copy of the GGUF made by llama.cpp itself (llama_model_quantize
+    with LLAMA_FTYPE_ALL_F32). llama.cpp multiplies Q4_1 weights by activations
+    quantised to Q8_1, which moves PPL by ~0.5%; on the F32 copy it computes
+    in fp32 from exactly the weight values slimlm dequantises, so the two can
+    be compared closely."""
+    import ctypes
+    import llama_cpp
+    out = os.path.join("/tmp", os.path.basename(model).replace(".gguf", ".dequant-f32.gguf"))
+    if not os.path.exists(out):
+        p = llama_cpp.llama_model_quantize_default_params()
+        p.ftype = 0  # LLAMA_FTYPE_ALL_F32
+        p.allow_requantize = True
+        if llama_cpp.llama_model_quantize(model.encode(), out.encode(), ctypes.byref(p)) != 0:
+            sys.exit("llama_model_quantize failed")
+    return out
+
+
 def load_llama(model, n_ctx, threads):
     import llama_cpp
     return llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_batch=512, logits_all=True,
@@ -182,7 +200,7 @@ def run_llamacpp(args):
     first = n_ctx // 2
     nll = nll2 = 0.0
     count = 0
-    running, chunk_nll = [], []
+    running, running_err, chunk_nll = [], [], []
     t0 = time.time()
     for i in range(n_chunk):
         chunk = list(tokens[i * n_ctx:(i + 1) * n_ctx])
@@ -196,6 +214,8 @@ def run_llamacpp(args):
         count += len(v)
         chunk_nll.append(float(v.sum()))
         running.append(math.exp(nll / count))
+        m_, v_ = nll / count, nll2 / count - (nll / count) ** 2
+        running_err.append(math.sqrt(v_ / (count - 1)) * running[-1])
         print(f"[{i + 1}]{running[-1]:.4f},", end="", flush=True, file=sys.stderr)
     print(file=sys.stderr)
     mean = nll / count
@@ -206,14 +226,14 @@ def run_llamacpp(args):
     out = {
         "reference": "llama-cpp-python " + __import__("llama_cpp").__version__ +
                      ", llama.cpp tools/perplexity protocol",
-        "model": os.path.basename(args.model), "data": os.path.basename(args.data),
-        "data_bytes": len(raw), "ctx": n_ctx, "add_bos": bool(add_bos),
+        "model": args.model_name, "dequantized_f32": args.dequantize,
+        "data": os.path.basename(args.data), "data_bytes": len(raw), "ctx": n_ctx, "add_bos": bool(add_bos),
         "n_tokens_file": len(tokens), "n_chunks": n_chunk, "n_scored": count,
-        "ppl": ppl, "stderr": err, "running_ppl": running, "chunk_nll": chunk_nll,
+        "ppl": ppl, "stderr": err, "running_ppl": running, "running_stderr": running_err, "chunk_nll": chunk_nll,
         "first_tokens": list(tokens[:16]),
         "seconds": time.time() - t0,
     }
-    name = args.out or f"ppl_llamacpp_ctx{n_ctx}.json"
+    name = args.out or f"ppl_llamacpp{args.tag}_ctx{n_ctx}.json"
     write_json(name, out)
 
 
@@ -267,8 +287,8 @@ def run_lmeval(args, docs_sel):
     out = {
         "reference": "llama-cpp-python " + __import__("llama_cpp").__version__ +
                      ", lm-evaluation-harness 0.4.13 wikitext protocol",
-        "model": os.path.basename(args.model), "data": os.path.basename(args.data),
-        "max_length": max_len, "prefix_token": prefix, "n_docs": len(pages),
+        "model": args.model_name, "dequantized_f32": args.dequantize,
+        "data": os.path.basename(args.data), "max_length": max_len, "prefix_token": prefix, "n_docs": len(pages),
         "scored_docs": sorted(docs_sel) if docs_sel is not None else list(range(len(pages))),
         "documents": docs,
     }
@@ -282,7 +302,7 @@ def run_lmeval(args, docs_sel):
         })
         print(f"word_perplexity {out['word_perplexity']:.4f} byte_perplexity "
               f"{out['byte_perplexity']:.4f} bits_per_byte {out['bits_per_byte']:.4f}", file=sys.stderr)
-    write_json(args.out or f"ppl_lmeval_{args.mode.split('-')[1]}_ctx{max_len}.json", out)
+    write_json(args.out or f"ppl_lmeval_{args.mode.split('-')[1]}{args.tag}_ctx{max_len}.json", out)
 
 
 def write_json(name, obj):
@@ -305,7 +325,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-model", action="store_true", help="lmeval: document statistics only")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--dequantize", action="store_true",
+                    help="run llama.cpp on an F32 copy of the model (fp32 activations, as slimlm)")
     args = ap.parse_args()
+    args.model_name = os.path.basename(args.model)
+    if args.dequantize:
+        args.model = dequantized_copy(args.model)
+    args.tag = "_f32" if args.dequantize else ""
     if args.mode == "llamacpp":
         args.ctx = args.ctx or 512
         run_llamacpp(args)

@@ -85,30 +85,32 @@ typedef struct window_acc {
 static slm_status score_window(slm_context *ctx, const int32_t *inp, const int32_t *targets, int n, int r0,
                                int n_batch, int n_vocab, float *logits, window_acc *acc) {
     slm_context_truncate(ctx, 0);
-    for (int b0 = 0; b0 < n; b0 += n_batch) {
-        int bn = n - b0 < n_batch ? n - b0 : n_batch;
-        bool want = b0 + bn > r0;
+    for (int r = r0; r < n; r++)
+        if (targets[r] < 0 || targets[r] >= n_vocab)
+            return slm_fail(SLM_ERR_ARG, "perplexity: target token %d outside the vocabulary (%d)", targets[r], n_vocab);
+    /* The unscored prefix [0, r0) runs without logits (no lm head), the
+     * scored rows [r0, n) in sub-batches that return theirs. */
+    for (int b0 = 0; b0 < n;) {
+        int end = b0 < r0 ? r0 : n;
+        int bn = end - b0 < n_batch ? end - b0 : n_batch;
+        bool want = b0 >= r0;
         slm_status st = slm_decode(ctx, inp + b0, bn, want, want ? logits : NULL);
         if (st) return st;
-        if (!want) continue;
-        int first = r0 > b0 ? r0 - b0 : 0;
-        double nll = 0.0, nll2 = 0.0;
-        bool bad = false;
-        for (int r = first; r < bn; r++) {
-            int32_t t = targets[b0 + r];
-            if (t < 0 || t >= n_vocab) { bad = true; continue; }
-        }
-        if (bad) return slm_fail(SLM_ERR_ARG, "perplexity: target token outside the vocabulary");
+        if (want) {
+            double nll = 0.0, nll2 = 0.0;
 #pragma omp parallel for reduction(+ : nll, nll2) schedule(static)
-        for (int r = first; r < bn; r++) {
-            double v = row_nll(logits + (size_t)r * (size_t)n_vocab, n_vocab, targets[b0 + r]);
-            nll += v;
-            nll2 += v * v;
+            for (int r = 0; r < bn; r++) {
+                double v = row_nll(logits + (size_t)r * (size_t)n_vocab, n_vocab, targets[b0 + r]);
+                nll += v;
+                nll2 += v * v;
+            }
+            if (!isfinite(nll))
+                return slm_fail(SLM_ERR_NUMERIC, "perplexity: non-finite log-likelihood in rows %d..%d", b0, b0 + bn - 1);
+            acc->nll += nll;
+            acc->nll2 += nll2;
+            acc->count += bn;
         }
-        if (!isfinite(nll)) return slm_fail(SLM_ERR_NUMERIC, "perplexity: non-finite log-likelihood at window rows %d..%d", b0, b0 + bn);
-        acc->nll += nll;
-        acc->nll2 += nll2;
-        acc->count += bn - first;
+        b0 += bn;
     }
     return SLM_OK;
 }
@@ -275,6 +277,14 @@ slm_status slm_ppl_lmeval_wikitext(slm_context *ctx, const slm_model *m, const c
     slm_status st = slm_wikitext_split_pages(raw, len, &pages, &n_pages);
     if (st) return st;
     int n_docs = p->n_docs < 0 || p->n_docs > n_pages ? n_pages : p->n_docs;
+    if (p->doc_index) {
+        n_docs = p->n_doc_index;
+        for (int i = 0; i < n_docs; i++)
+            if (p->doc_index[i] < 0 || p->doc_index[i] >= n_pages) {
+                free(pages);
+                return slm_fail(SLM_ERR_ARG, "%s: document %d does not exist (%d documents)", name, p->doc_index[i], n_pages);
+            }
+    }
     if (n_docs < 1) {
         free(pages);
         return slm_fail(SLM_ERR_ARG, "%s: no documents to score", name);
@@ -294,15 +304,17 @@ slm_status slm_ppl_lmeval_wikitext(slm_context *ctx, const slm_model *m, const c
     /* Tokenise everything first so progress knows the total. */
     int64_t total = 0;
     for (int i = 0; i < n_docs && !st; i++) {
-        const char *page = raw + pages[i].off;
+        const slm_wikitext_page *pg = &pages[p->doc_index ? p->doc_index[i] : i];
+        const char *page = raw + pg->off;
         char *text = NULL;
         size_t tlen = 0;
-        st = slm_wikitext_detokenize(page, pages[i].len, name, &text, &tlen);
+        out->docs[i].index = p->doc_index ? p->doc_index[i] : i;
+        st = slm_wikitext_detokenize(page, pg->len, name, &text, &tlen);
         /* As HF tokenizers with default add_special_tokens: BOS only if the vocab adds it. */
         if (!st) st = slm_ppl_tokenize(tok, text, tlen, true, &dt[i].ids, &dt[i].n);
         free(text);
-        out->docs[i].words = slm_wikitext_count_words(page, pages[i].len);
-        out->docs[i].bytes = (int64_t)pages[i].len;
+        out->docs[i].words = slm_wikitext_count_words(page, pg->len);
+        out->docs[i].bytes = (int64_t)pg->len;
         out->docs[i].n_tokens = (int64_t)dt[i].n;
         total += (int64_t)dt[i].n;
     }

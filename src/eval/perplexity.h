@@ -37,6 +37,8 @@ typedef struct slm_ppl_params {
     int n_ctx;      /* llama.cpp: chunk length; lm-eval: max_len (window length) */
     int n_chunks;   /* llama.cpp: score only the first N chunks (< 0: all) */
     int n_docs;     /* lm-eval: score only the first N documents (< 0: all) */
+    const int *doc_index; /* lm-eval: or exactly these documents (NULL: use n_docs) */
+    int n_doc_index;
     int n_batch;    /* tokens per slm_decode call; bounds logits memory to n_batch * V floats */
     slm_ppl_callback on_step; /* may be NULL */
     void *user;
@@ -76,6 +78,7 @@ slm_status slm_ppl_rolling_loglik(slm_context *ctx, const slm_model *m, const in
                                   const slm_ppl_params *p, double *loglik, int *n_windows);
 
 typedef struct slm_lmeval_doc {
+    int index;            /* document number in the split */
     double loglik;
     int64_t words, bytes; /* of the original page */
     int64_t n_tokens;
