@@ -103,6 +103,11 @@ slm_status slm_gguf_copy_kvs(slm_gguf_writer *w, const slm_gguf *g, const char *
  * type on write (F32, F16, BF16, Q8_0). n_dims 1 or 2. */
 slm_status slm_gguf_add_tensor_f32(slm_gguf_writer *w, const char *name, slm_dtype type, int n_dims,
                                    int64_t ne0, int64_t ne1, const float *src, int64_t ld);
+/* The same for a tensor of [ne1][ne0] whose first src_ne1 rows and src_ne0
+ * columns come from src (stride ld) and the rest are zeros. */
+slm_status slm_gguf_add_tensor_f32_padded(slm_gguf_writer *w, const char *name, slm_dtype type, int n_dims,
+                                          int64_t ne0, int64_t ne1, const float *src, int64_t ld, int64_t src_ne0,
+                                          int64_t src_ne1);
 slm_status slm_gguf_writer_write(slm_gguf_writer *w, const char *path);
 
 #endif

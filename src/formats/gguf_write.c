@@ -4,7 +4,9 @@
  * gguf.c's header: header, kvs in insertion order, tensor infos, zero
  * padding to the alignment (32), tensor data each at an aligned offset.
  * Tensors are converted row by row with the dtype table's from_float, so
- * a strided source (ld > ne0, e.g. a narrowed MLP) is written compactly.
+ * a strided source (ld > ne0) is written compactly, and a source smaller
+ * than the tensor is padded with zeros (a narrowed MLP written at the full
+ * width llama.cpp's llama graph requires).
  * Setting a key twice replaces the earlier value (as ggml's gguf_set_*).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -31,6 +33,7 @@ typedef struct wtensor {
     slm_dtype type;
     int n_dims;
     int64_t ne0, ne1, ld;
+    int64_t src_ne0, src_ne1; /* the part of [ne1][ne0] read from src; the rest is zeros */
     const float *src;
     size_t nbytes;
     uint64_t offset;
@@ -175,10 +178,17 @@ slm_status slm_gguf_copy_kvs(slm_gguf_writer *w, const slm_gguf *g, const char *
 
 slm_status slm_gguf_add_tensor_f32(slm_gguf_writer *w, const char *name, slm_dtype type, int n_dims, int64_t ne0,
                                    int64_t ne1, const float *src, int64_t ld) {
+    return slm_gguf_add_tensor_f32_padded(w, name, type, n_dims, ne0, ne1, src, ld, ne0, ne1);
+}
+
+slm_status slm_gguf_add_tensor_f32_padded(slm_gguf_writer *w, const char *name, slm_dtype type, int n_dims,
+                                          int64_t ne0, int64_t ne1, const float *src, int64_t ld, int64_t src_ne0,
+                                          int64_t src_ne1) {
     const slm_dtype_traits *tr = slm_dtype_get((int)type);
     if (!tr || !tr->from_float)
         return slm_fail(SLM_ERR_UNSUPPORTED, "gguf writer: tensor '%s': cannot write type %d", name, (int)type);
-    if (n_dims < 1 || n_dims > 2 || ne0 <= 0 || ne1 <= 0 || (n_dims == 1 && ne1 != 1) || ld < ne0 || !src)
+    if (n_dims < 1 || n_dims > 2 || ne0 <= 0 || ne1 <= 0 || (n_dims == 1 && ne1 != 1) || !src ||
+        src_ne0 <= 0 || src_ne0 > ne0 || src_ne1 <= 0 || src_ne1 > ne1 || ld < src_ne0)
         return slm_fail(SLM_ERR_ARG, "gguf writer: tensor '%s': bad shape [%lld, %lld] (ld %lld)", name,
                         (long long)ne0, (long long)ne1, (long long)ld);
     if (ne0 % tr->block_size != 0)
@@ -200,7 +210,7 @@ slm_status slm_gguf_add_tensor_f32(slm_gguf_writer *w, const char *name, slm_dty
     }
     wtensor *t = &w->ts[w->n_t];
     *t = (wtensor){.name = strdup(name), .type = type, .n_dims = n_dims, .ne0 = ne0, .ne1 = ne1, .ld = ld,
-                   .src = src, .nbytes = nbytes};
+                   .src_ne0 = src_ne0, .src_ne1 = src_ne1, .src = src, .nbytes = nbytes};
     if (!t->name) return slm_fail(SLM_ERR_NOMEM, "gguf writer: out of memory");
     w->n_t++;
     return SLM_OK;
@@ -237,9 +247,11 @@ static slm_status build_head(slm_gguf_writer *w, wbuf *h) {
     return st;
 }
 
-/* Converts and writes one tensor in chunks of rows, then pads. */
+/* Converts and writes one tensor in chunks of rows, then pads. Rows or
+ * columns beyond the source's extent are converted from zeros (rowbuf has
+ * room for the longest row). */
 static slm_status write_tensor(slm_atomic_file *af, const wtensor *t, uint8_t *chunk, size_t chunk_bytes,
-                               slm_progress *pr, int64_t *done) {
+                               float *rowbuf, slm_progress *pr, int64_t *done) {
     const slm_dtype_traits *tr = slm_dtype_get((int)t->type);
     size_t row = t->nbytes / (size_t)t->ne1;
     int64_t rows_per = (int64_t)(chunk_bytes / row);
@@ -247,7 +259,15 @@ static slm_status write_tensor(slm_atomic_file *af, const wtensor *t, uint8_t *c
     slm_status st = SLM_OK;
     for (int64_t r0 = 0; r0 < t->ne1 && !st; r0 += rows_per) {
         int64_t nr = t->ne1 - r0 < rows_per ? t->ne1 - r0 : rows_per;
-        for (int64_t r = 0; r < nr; r++) tr->from_float(t->src + (r0 + r) * t->ld, chunk + (size_t)r * row, t->ne0);
+        for (int64_t r = 0; r < nr; r++) {
+            const float *x = t->src + (r0 + r) * t->ld;
+            if (r0 + r >= t->src_ne1 || t->src_ne0 < t->ne0) {
+                memset(rowbuf, 0, (size_t)t->ne0 * sizeof(float));
+                if (r0 + r < t->src_ne1) memcpy(rowbuf, x, (size_t)t->src_ne0 * sizeof(float));
+                x = rowbuf;
+            }
+            tr->from_float(x, chunk + (size_t)r * row, t->ne0);
+        }
         st = slm_atomic_write(af, chunk, (size_t)nr * row);
         *done += (int64_t)((size_t)nr * row);
         slm_progress_update(pr, *done);
@@ -261,30 +281,34 @@ slm_status slm_gguf_writer_write(slm_gguf_writer *w, const char *path) {
     wbuf h = {0};
     slm_status st = build_head(w, &h);
     size_t max_row = 0;
-    int64_t total = 0;
+    int64_t total = 0, max_ne0 = 1;
     for (int64_t i = 0; i < w->n_t; i++) {
         size_t row = w->ts[i].nbytes / (size_t)w->ts[i].ne1;
         if (row > max_row) max_row = row;
+        if (w->ts[i].ne0 > max_ne0) max_ne0 = w->ts[i].ne0;
         total += (int64_t)w->ts[i].nbytes;
     }
     size_t chunk_bytes = max_row > (1u << 20) ? max_row : (1u << 20);
     uint8_t *chunk = st ? NULL : slm_malloc(chunk_bytes, "gguf write buffer");
-    if (!st && !chunk) st = SLM_ERR_NOMEM;
+    float *rowbuf = st ? NULL : slm_malloc((size_t)max_ne0 * sizeof(float), "gguf row buffer");
+    if (!st && (!chunk || !rowbuf)) st = SLM_ERR_NOMEM;
     slm_atomic_file af = {0};
     if (!st) st = slm_atomic_open(path, &af);
     if (st) {
         free(h.p);
         free(chunk);
+        free(rowbuf);
         return st;
     }
     st = slm_atomic_write(&af, h.p, h.n);
     slm_progress pr = {0}; /* begin keeps .quiet: not quiet */
     slm_progress_begin(&pr, "writing", "B", total);
     int64_t done = 0;
-    for (int64_t i = 0; i < w->n_t && !st; i++) st = write_tensor(&af, &w->ts[i], chunk, chunk_bytes, &pr, &done);
+    for (int64_t i = 0; i < w->n_t && !st; i++) st = write_tensor(&af, &w->ts[i], chunk, chunk_bytes, rowbuf, &pr, &done);
     slm_progress_end(&pr);
     free(h.p);
     free(chunk);
+    free(rowbuf);
     if (st) {
         slm_atomic_abort(&af);
         return st;

@@ -6,6 +6,7 @@
  * Metadata read (<arch> = general.architecture: llama | mistral | qwen2):
  *   <arch>.context_length, .embedding_length, .block_count      required
  *   <arch>.feed_forward_length     scalar, or per-layer array -> block d_ff
+ *   slimlm.feed_forward_length     true widths of zero-padded blocks (first k channels)
  *   <arch>.attention.head_count    required (scalar, or an array of equal values)
  *   <arch>.attention.head_count_kv default head_count
  *   <arch>.attention.layer_norm_rms_epsilon  required
@@ -251,6 +252,23 @@ static slm_status load_tensors(loader *ld) {
     return SLM_OK;
 }
 
+/* slimlm.feed_forward_length: the true MLP widths of blocks that were
+ * zero-padded to the file's width (model/save_gguf.c). */
+static slm_status apply_true_widths(loader *ld) {
+    const slm_gguf_kv *kv = slm_gguf_find(ld->g, "slimlm.feed_forward_length");
+    if (!kv) return SLM_OK;
+    if (kv->type != SLM_GGUF_ARRAY || kv->arr_n != (uint64_t)ld->m->cfg.n_layers)
+        return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.feed_forward_length' needs one entry per block", ld->path);
+    for (int b = 0; b < ld->m->cfg.n_layers; b++) {
+        int64_t v;
+        if (!slm_gguf_arr_i64(kv, (uint64_t)b, &v) || v <= 0 || v > ld->ff[b])
+            return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.feed_forward_length' entry %d out of range", ld->path, b);
+        slm_status st = slm_block_set_mlp_width(ld->m, b, (int)v);
+        if (st) return st;
+    }
+    return SLM_OK;
+}
+
 /* Tensors per type, and the type holding most matrix elements. */
 static void count_types(loader *ld) {
     int64_t elems[SLM_DTYPE_COUNT_] = {0};
@@ -283,6 +301,7 @@ slm_status slm_model_load_gguf(const char *path, const slm_load_params *p, slm_m
         count_types(&ld);
     }
     if (!st) st = load_tensors(&ld);
+    if (!st) st = apply_true_widths(&ld);
     if (!st && p->load_tokenizer) st = slm_tokenizer_load_gguf(ld.g, path, &ld.m->tok);
     /* the model keeps the mapping (F32 tensors point into it) */
     if (!st) st = slm_model_add_map(ld.m, &ld.g->file);

@@ -5,9 +5,10 @@
  * the same graph for llama.cpp's llama arch (q/k/v biases are optional
  * there), once q/k rows (and q/k biases) are in the ADJACENT RoPE layout,
  * so a HALVES model is permuted on the way out. Dropped blocks are omitted
- * and the rest renumbered (slimlm.source_blocks keeps the original index);
- * narrowed MLPs are written at their width, with a per-layer
- * feed_forward_length array when the widths differ. Matrices go in the
+ * and the rest renumbered (slimlm.source_blocks keeps the original index).
+ * llama.cpp's llama graph has a single MLP width, so blocks narrower than
+ * the widest kept one are zero-padded to it (same function) and their true
+ * widths go in slimlm.feed_forward_length, which slimlm's loader applies. Matrices go in the
  * requested type (F32/F16/BF16/Q8_0; a Q8_0 matrix whose rows are not a
  * multiple of 32, e.g. a low-rank factor, falls back to F16), norms and
  * biases in F32. Low-rank linears W ~= A.B become blk.N.<proj>.lr_a.weight
@@ -56,12 +57,18 @@ static float *tmp_alloc(saver *s, size_t n) {
     return p;
 }
 
-/* A matrix of `rows` x `cols` (stride ld) in the save type, or F16 when its
- * rows do not fit the type's blocks. */
-static slm_status add_matrix(saver *s, const char *name, int64_t rows, int64_t cols, const float *src, int64_t ld) {
+/* A matrix of rows x cols in the save type (F16 when its rows do not fit
+ * the type's blocks), read from src_rows x src_cols at src (stride ld)
+ * and zero-padded beyond. */
+static slm_status add_matrix_padded(saver *s, const char *name, int64_t rows, int64_t cols, const float *src,
+                                    int64_t ld, int64_t src_rows, int64_t src_cols) {
     slm_dtype t = s->type;
     if (cols % slm_dtype_get((int)t)->block_size != 0) t = SLM_DTYPE_F16;
-    return slm_gguf_add_tensor_f32(s->w, name, t, 2, cols, rows, src, ld);
+    return slm_gguf_add_tensor_f32_padded(s->w, name, t, 2, cols, rows, src, ld, src_cols, src_rows);
+}
+
+static slm_status add_matrix(saver *s, const char *name, int64_t rows, int64_t cols, const float *src, int64_t ld) {
+    return add_matrix_padded(s, name, rows, cols, src, ld, rows, cols);
 }
 
 static slm_status add_vector(saver *s, const char *name, int64_t n, const float *src) {
@@ -84,8 +91,13 @@ static const float *rope_rows(saver *s, bool qk, int n_head, const float *src, i
     return dst;
 }
 
-static slm_status add_linear(saver *s, int out_b, const slm_linear *l, slm_proj p) {
+/* One projection of a kept block; gate/up rows and down columns are padded
+ * with zeros to ff_pad (the written MLP width): the zero channels add
+ * nothing (silu(0) * 0 = 0), so the function is unchanged. */
+static slm_status add_linear(saver *s, int out_b, const slm_linear *l, slm_proj p, int ff_pad) {
     const slm_config *c = &s->m->cfg;
+    int64_t rows = p == SLM_PROJ_GATE || p == SLM_PROJ_UP ? ff_pad : l->n_out;
+    int64_t cols = p == SLM_PROJ_DOWN ? ff_pad : l->n_in;
     const char *pn = slm_proj_gguf_name(p);
     bool qk = p == SLM_PROJ_Q || p == SLM_PROJ_K;
     int n_head = p == SLM_PROJ_Q ? c->n_heads : c->n_kv_heads;
@@ -96,15 +108,15 @@ static slm_status add_linear(saver *s, int out_b, const slm_linear *l, slm_proj 
         const float *a = rope_rows(s, qk, n_head, l->a, l->n_out, l->rank, &lda);
         if (!a) return SLM_ERR_NOMEM;
         snprintf(name, sizeof name, "blk.%d.%s.lr_a.weight", out_b, pn);
-        if ((st = add_matrix(s, name, l->n_out, l->rank, a, lda))) return st;
+        if ((st = add_matrix_padded(s, name, rows, l->rank, a, lda, l->n_out, l->rank))) return st;
         snprintf(name, sizeof name, "blk.%d.%s.lr_b.weight", out_b, pn);
-        st = add_matrix(s, name, l->rank, l->n_in, l->b, l->ld_b);
+        st = add_matrix_padded(s, name, l->rank, cols, l->b, l->ld_b, l->rank, l->n_in);
     } else {
         int64_t ld = l->ld_w;
         const float *w = rope_rows(s, qk, n_head, l->w, l->n_out, l->n_in, &ld);
         if (!w) return SLM_ERR_NOMEM;
         snprintf(name, sizeof name, "blk.%d.%s.weight", out_b, pn);
-        st = add_matrix(s, name, l->n_out, l->n_in, w, ld);
+        st = add_matrix_padded(s, name, rows, cols, w, ld, l->n_out, l->n_in);
     }
     if (st || !l->bias) return st;
     int64_t one = 1;
@@ -135,6 +147,12 @@ static const float *llama3_factors(saver *s) {
     return f;
 }
 
+static int max_width(const int *ff, int n) {
+    int mx = 0;
+    for (int i = 0; i < n; i++) mx = ff[i] > mx ? ff[i] : mx;
+    return mx;
+}
+
 static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const int32_t *src_blocks) {
     const slm_model *m = s->m;
     const slm_config *c = &m->cfg;
@@ -154,8 +172,10 @@ static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const i
     SET(slm_gguf_set_u32(w, "llama.context_length", (uint32_t)c->max_ctx));
     SET(slm_gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->d_model));
     SET(slm_gguf_set_u32(w, "llama.block_count", (uint32_t)n_kept));
-    if (same_ff) SET(slm_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)kept_ff[0]));
-    else SET(slm_gguf_set_arr(w, "llama.feed_forward_length", SLM_GGUF_INT32, kept_ff, (uint64_t)n_kept));
+    /* llama.cpp's llama graph has one MLP width: narrower blocks are padded
+     * to the widest and their true widths kept in slimlm.feed_forward_length */
+    SET(slm_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)max_width(kept_ff, n_kept)));
+    if (!same_ff) SET(slm_gguf_set_arr(w, "slimlm.feed_forward_length", SLM_GGUF_INT32, kept_ff, (uint64_t)n_kept));
     SET(slm_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads));
     SET(slm_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads));
     SET(slm_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps));
@@ -182,7 +202,8 @@ static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const i
     return st;
 }
 
-static slm_status add_tensors(saver *s, const int32_t *src_blocks, int n_kept) {
+static slm_status add_tensors(saver *s, const int32_t *src_blocks, const int *kept_ff, int n_kept) {
+    int ff_pad = max_width(kept_ff, n_kept);
     const slm_model *m = s->m;
     const slm_config *c = &m->cfg;
     slm_status st = add_matrix(s, "token_embd.weight", c->n_vocab, c->d_model, m->tok_embd, c->d_model);
@@ -203,7 +224,7 @@ static slm_status add_tensors(saver *s, const int32_t *src_blocks, int n_kept) {
         st = add_vector(s, name, c->d_model, b->attn_norm);
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", j);
         if (!st) st = add_vector(s, name, c->d_model, b->ffn_norm);
-        for (int p = 0; p < SLM_PROJ_COUNT && !st; p++) st = add_linear(s, j, &b->lin[p], (slm_proj)p);
+        for (int p = 0; p < SLM_PROJ_COUNT && !st; p++) st = add_linear(s, j, &b->lin[p], (slm_proj)p, ff_pad);
     }
     return st;
 }
@@ -231,7 +252,7 @@ slm_status slm_model_save_gguf(const slm_model *m, const char *path, const slm_s
         }
     if (!st && n_kept == 0) st = slm_fail(SLM_ERR_ARG, "%s: every block is dropped", path);
     if (!st) st = add_metadata(&s, n_kept, kept_ff, src_blocks);
-    if (!st) st = add_tensors(&s, src_blocks, n_kept);
+    if (!st) st = add_tensors(&s, src_blocks, kept_ff, n_kept);
     if (!st) st = slm_gguf_writer_write(s.w, path);
     slm_gguf_writer_free(s.w);
     for (int i = 0; i < s.n_tmp; i++) free(s.tmp[i]);

@@ -2,8 +2,9 @@
  *  - a small random model round-trips exactly in F32, and in F16 / BF16 /
  *    Q8_0 equals the type's own quantise-dequantise of the original (tol 0)
  *    and stays within the type's rounding bound;
- *  - plans survive: dropped blocks (renumbered), narrowed MLPs (per-layer
- *    feed_forward_length), low-rank linears (lr_a / lr_b), untied lm head;
+ *  - plans survive: dropped blocks (renumbered), narrowed MLPs (zero-padded
+ *    for llama.cpp, true widths in slimlm.feed_forward_length), low-rank
+ *    linears (lr_a / lr_b), untied lm head;
  *  - a HALVES (qwen2, biased) model comes back ADJACENT with q/k rows and
  *    biases permuted as llama.cpp's converter does (checked row by row);
  *  - loader errors name the file and the tensor;
@@ -85,8 +86,10 @@ static float *through(slm_dtype t, const float *x, int64_t rows, int64_t cols, i
 
 /* got [rows][cols] equals want (stride ld) after a trip through type t;
  * also prints the max deviation from the unquantised values vs bound. */
-static void check_mat(const char *what, slm_dtype t, const float *got, const float *want, int64_t rows, int64_t cols,
-                      int64_t ld, double bound) {
+static void check_mat_ld(const char *what, slm_dtype t, const float *got_strided, int64_t got_ld, const float *want,
+                         int64_t rows, int64_t cols, int64_t ld, double bound) {
+    float *got = malloc((size_t)(rows * cols) * sizeof *got);
+    for (int64_t r = 0; r < rows; r++) memcpy(got + r * cols, got_strided + r * got_ld, (size_t)cols * sizeof(float));
     float *ref = through(t, want, rows, cols, ld);
     float *orig = malloc((size_t)(rows * cols) * sizeof *orig);
     for (int64_t r = 0; r < rows; r++) memcpy(orig + r * cols, want + r * ld, (size_t)cols * sizeof(float));
@@ -97,6 +100,12 @@ static void check_mat(const char *what, slm_dtype t, const float *got, const flo
     CHECK_CLOSE(nm, got, orig, (size_t)(rows * cols), bound);
     free(ref);
     free(orig);
+    free(got);
+}
+
+static void check_mat(const char *what, slm_dtype t, const float *got, const float *want, int64_t rows, int64_t cols,
+                      int64_t ld, double bound) {
+    check_mat_ld(what, t, got, cols, want, rows, cols, ld, bound);
 }
 
 static bool cfg_equal(const slm_config *a, const slm_config *b) {
@@ -198,7 +207,7 @@ static void test_plan(void) {
         const slm_linear *rd = &r1->lin[SLM_PROJ_DOWN];
         if (CHECK(rd->kind == SLM_LINEAR_LOWRANK && rd->rank == 5 && rd->n_in == 64, "narrowed low-rank down")) {
             check_mat("down lr_a", t_lr, rd->a, dn->a, c.d_model, 5, 5, bound_lr);
-            check_mat("down lr_b", t, rd->b, dn->b, 5, 64, c.d_ff, bound);
+            check_mat_ld("down lr_b", t, rd->b, rd->ld_b, dn->b, 5, 64, c.d_ff, bound);
         }
         slm_model_stats s0 = slm_model_get_stats(m, 1), s1 = slm_model_get_stats(r, 1);
         CHECK(s0.n_params == s1.n_params, "#params %lld vs %lld", (long long)s0.n_params, (long long)s1.n_params);
@@ -211,7 +220,24 @@ static void test_plan(void) {
         int64_t v0 = -1, v1 = -1, f1 = -1;
         bool lr = false;
         CHECK(sb && slm_gguf_arr_i64(sb, 0, &v0) && slm_gguf_arr_i64(sb, 1, &v1) && v0 == 0 && v1 == 2, "source blocks");
-        CHECK(ff && ff->arr_n == 2 && slm_gguf_arr_i64(ff, 1, &f1) && f1 == 64, "per-layer feed_forward_length");
+        int64_t fw = 0;
+        CHECK(slm_gguf_get_i64(g, "llama.feed_forward_length", &fw) && fw == 96, "one MLP width for llama.cpp");
+        ff = slm_gguf_find(g, "slimlm.feed_forward_length");
+        CHECK(ff && ff->arr_n == 2 && slm_gguf_arr_i64(ff, 1, &f1) && f1 == 64, "true widths in slimlm.feed_forward_length");
+        /* the narrowed block is zero-padded: gate rows 64.. and down's lr_b columns 64.. */
+        const slm_gguf_tensor *tg = slm_gguf_find_tensor(g, "blk.1.ffn_gate.weight"),
+                              *tb = slm_gguf_find_tensor(g, "blk.1.ffn_down.lr_b.weight");
+        if (CHECK(tg && tg->ne[1] == 96 && tb && tb->ne[0] == 96, "padded shapes")) {
+            float *x = malloc(96 * 64 * sizeof *x);
+            int nz = 0;
+            slm_dtype_get(tg->type)->to_float(tg->data, x, 96 * 64);
+            for (int i = 64 * 64; i < 96 * 64; i++) nz += x[i] != 0.0f;
+            slm_dtype_get(tb->type)->to_float(tb->data, x, 5 * 96);
+            for (int r = 0; r < 5; r++)
+                for (int j = 64; j < 96; j++) nz += x[r * 96 + j] != 0.0f;
+            CHECK(nz == 0, "%d non-zero values in the padding", nz);
+            free(x);
+        }
         CHECK(slm_gguf_get_bool(g, "slimlm.lowrank", &lr) && lr, "slimlm.lowrank");
         slm_gguf_close(g);
     }
