@@ -201,6 +201,8 @@ slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t
         free(out.v);
         return st;
     }
+    if (!out.v && !(out.v = malloc(sizeof *out.v))) /* never NULL on success, even for 0 ids */
+        return slm_fail(SLM_ERR_NOMEM, "%s: out of memory", t->name);
     *ids = out.v;
     *n_ids = out.n;
     return SLM_OK;

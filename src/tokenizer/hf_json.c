@@ -294,36 +294,28 @@ static slm_status load_json(hf_ctx *c, const cJSON *root, const cJSON *cfg) {
     return slm_tok_finish(t);
 }
 
-slm_status slm_tokenizer_load_hf(const char *dir, slm_tokenizer **out) {
+slm_status slm_tokenizer_load_hf_json(const char *json, size_t len, const char *cfg_json, size_t cfg_len,
+                                      const char *name, slm_tokenizer **out) {
     *out = NULL;
-    char path[4096], cpath[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    snprintf(cpath, sizeof cpath, "%s/tokenizer_config.json", dir);
-    char *text = NULL, *ctext = NULL;
-    size_t len, clen;
-    slm_status st = slm_read_file(path, &text, &len);
-    if (st) return st;
-    cJSON *root = cJSON_ParseWithLength(text, len), *cfg = NULL;
-    free(text);
-    if (!root) return slm_fail(SLM_ERR_FORMAT, "%s: malformed JSON", path);
-    FILE *cf = fopen(cpath, "rb");
-    if (cf) {
-        fclose(cf);
-        if ((st = slm_read_file(cpath, &ctext, &clen))) { cJSON_Delete(root); return st; }
-        cfg = cJSON_ParseWithLength(ctext, clen);
-        free(ctext);
-        if (!cfg) { cJSON_Delete(root); return slm_fail(SLM_ERR_FORMAT, "%s: malformed JSON", cpath); }
+    cJSON *root = cJSON_ParseWithLength(json, len), *cfg = NULL;
+    if (!root) return slm_fail(SLM_ERR_FORMAT, "%s: malformed JSON", name);
+    if (cfg_json) {
+        cfg = cJSON_ParseWithLength(cfg_json, cfg_len);
+        if (!cfg) {
+            cJSON_Delete(root);
+            return slm_fail(SLM_ERR_FORMAT, "%s: malformed tokenizer_config.json", name);
+        }
     }
     slm_tokenizer *t = calloc(1, sizeof *t);
-    if (!t || !(t->name = strdup(path))) {
+    if (!t || !(t->name = strdup(name))) {
         free(t);
         cJSON_Delete(root);
         cJSON_Delete(cfg);
-        return slm_fail(SLM_ERR_NOMEM, "%s: out of memory", path);
+        return slm_fail(SLM_ERR_NOMEM, "%s: out of memory", name);
     }
     for (int k = 0; k < SLM_TOKID_COUNT; k++) t->ids[k] = -1;
     hf_ctx c = {.t = t, .file = t->name};
-    st = load_json(&c, root, cfg);
+    slm_status st = load_json(&c, root, cfg);
     cJSON_Delete(root);
     cJSON_Delete(cfg);
     if (st) {
@@ -332,4 +324,27 @@ slm_status slm_tokenizer_load_hf(const char *dir, slm_tokenizer **out) {
     }
     *out = t;
     return SLM_OK;
+}
+
+slm_status slm_tokenizer_load_hf(const char *dir, slm_tokenizer **out) {
+    *out = NULL;
+    char path[4096], cpath[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    snprintf(cpath, sizeof cpath, "%s/tokenizer_config.json", dir);
+    char *text = NULL, *ctext = NULL;
+    size_t len, clen = 0;
+    slm_status st = slm_read_file(path, &text, &len);
+    if (st) return st;
+    FILE *cf = fopen(cpath, "rb");
+    if (cf) {
+        fclose(cf);
+        if ((st = slm_read_file(cpath, &ctext, &clen))) {
+            free(text);
+            return st;
+        }
+    }
+    st = slm_tokenizer_load_hf_json(text, len, ctext, clen, path, out);
+    free(text);
+    free(ctext);
+    return st;
 }

@@ -263,7 +263,7 @@ static void sort_specials(const slm_tokenizer *t, int32_t *v, int32_t *tmp, int 
 
 static bool is_eot_text(const char *s) {
     static const char *const eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                      "<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"};
+                                      "<EOT>", "<｜end▁of▁sentence｜>" /* DeepSeek */};
     for (size_t i = 0; i < sizeof eot / sizeof eot[0]; i++)
         if (strcmp(s, eot[i]) == 0) return true;
     return false;
