@@ -156,6 +156,12 @@ static slm_status plan_config(const slm_model *m, const char *dir, slm_config *o
         kept++;
     }
     if (!kept) return slm_fail(SLM_ERR_ARG, "%s: the model keeps no blocks", dir);
+    /* GGUF llama3 models carry their frequency factors as a tensor; config.json
+     * can only say so through llama3 rope_scaling parameters. */
+    if (m->rope_freqs && m->cfg.rope_scaling != SLM_ROPE_SCALING_LLAMA3)
+        return slm_fail(SLM_ERR_UNSUPPORTED,
+                        "%s: the model's per-frequency RoPE factors (rope_freqs) have no llama3 rope_scaling "
+                        "parameters to write to config.json", dir);
     out->n_layers = kept;
     out->d_ff = width;
     out->rope_layout = SLM_ROPE_HALVES;
