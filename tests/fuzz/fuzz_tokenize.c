@@ -1,8 +1,10 @@
 /* libFuzzer target: random bytes through SmolLM2's tokenizer (or the GGUF
  * named by $SLM_FUZZ_VOCAB). Must not crash; every id must be in range; for
- * valid UTF-8 without special parsing, decode(encode(x)) must equal x. */
+ * valid UTF-8 without special parsing, decode(encode(x)) must equal x
+ * unless x has a byte the vocabulary has no token for (SmolLM2 lacks 21,
+ * e.g. 0x04, 0x1D, 0xF1; llama.cpp and HF drop those bytes too). */
 #include "formats/gguf.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/tok_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (m < 0) abort();
         k += (size_t)m;
     }
-    if (!special && utf8_valid(data, size) && (k != size || memcmp(out, data, size) != 0)) abort();
+    bool all_bytes = true;
+    for (size_t i = 0; i < size; i++) all_bytes &= g_tok->byte_tok[data[i]] >= 0;
+    if (!special && all_bytes && utf8_valid(data, size) && (k != size || memcmp(out, data, size) != 0)) abort();
     free(out);
     free(ids);
     return 0;

@@ -8,7 +8,8 @@
  *     parse_special, add_special, invalid UTF-8);
  *   - all of wikitext-2 test as one document (303k ids) and line by line;
  *   - decode(encode(x)) == x on every valid-UTF-8 case and on the document;
- *   - slm_tokenizer_write_gguf -> reload gives the same vocabulary and ids.
+ *   - slm_tokenizer_write_gguf -> reload gives the same vocabulary and ids;
+ *   - damaged GGUF vocabularies fail with a message naming the file.
  * Tolerance: none; ids must be identical. */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/gguf.h"
@@ -220,6 +221,37 @@ static void test_write_back(const slm_tokenizer *t, const char *tmp) {
     remove(path);
 }
 
+/* Damaged GGUF vocabularies: one clear error each, never a tokenizer. */
+static void test_bad_gguf(const char *tmp) {
+    const char *toks[] = {"a", "b", "ab", "a"};
+    const uint64_t lens[] = {1, 1, 2, 1};
+    const char *merges_ok[] = {"a b"}, *merges_bad[] = {"a zz"};
+    const uint64_t ml[] = {3, 4};
+    const float scores[] = {0, 0};
+    for (int c = 0; c < 6; c++) {
+        slm_gguf_writer *w = slm_gguf_writer_new();
+        slm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+        slm_gguf_set_str(w, "tokenizer.ggml.pre", c == 5 ? "no-such-family" : "gpt-2");
+        slm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, lens, c == 0 ? 4 : 3); /* 0: duplicate "a" */
+        if (c != 1) slm_gguf_set_arr_str(w, "tokenizer.ggml.merges", c == 2 ? merges_bad : merges_ok, &ml[c == 2], 1);
+        if (c == 3) slm_gguf_set_arr(w, "tokenizer.ggml.scores", SLM_GGUF_FLOAT32, scores, 2); /* 2 scores, 3 tokens */
+        if (c == 4) slm_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 7);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tok_bad_%d.gguf", tmp, c);
+        slm_status st = slm_gguf_writer_write(w, path);
+        slm_gguf_writer_free(w);
+        slm_gguf *g;
+        slm_tokenizer *t = NULL;
+        if (!CHECK(st == SLM_OK && slm_gguf_open(path, &g) == SLM_OK, "bad gguf %d: %s", c, slm_last_error())) continue;
+        st = slm_tokenizer_load_gguf(g, path, &t);
+        slm_gguf_close(g);
+        printf("bad GGUF vocabulary %d: %s\n", c, slm_last_error());
+        CHECK(st != SLM_OK && !t && strstr(slm_last_error(), path), "bad gguf %d loaded or unnamed error", c);
+        slm_tokenizer_free(t);
+        remove(path);
+    }
+}
+
 int main(void) {
     const char *model = slm_test_env("SLM_TEST_MODEL", "");
     const char *golden = slm_test_env("SLM_GOLDEN_DIR", "tests/golden");
@@ -242,6 +274,7 @@ int main(void) {
     test_cases(t, golden);
     test_wikitext(t, golden, data);
     test_write_back(t, tmp);
+    test_bad_gguf(tmp);
     slm_tokenizer_free(t);
     return slm_test_finish();
 }
