@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev liblapacke-dev libpcre2-dev
-      libcjson-dev libutf8proc-dev zlib1g-dev python3 python3-pip unzip)
+      libcjson-dev libutf8proc-dev zlib1g-dev libbz2-dev python3 python3-pip unzip)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
