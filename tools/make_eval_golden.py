@@ -273,6 +273,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "golden", "eval_requests.json.gz"))
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-score", action="store_true", help="prompts and ids only (quick check of prompt building)")
     ap.add_argument("--q41-docs", type=int, default=10, help="documents per task also scored on the Q4_1 file")
     args = ap.parse_args()
 
@@ -303,7 +304,7 @@ def main():
     # tasks are kept in a side file so an interrupted run resumes.
     part_path = args.out + ".partial.json"
     part = json.load(open(part_path)) if os.path.exists(part_path) else {}
-    for key, path in paths.items():
+    for key, path in ({} if args.no_score else paths).items():
         llm = None
         for name, docs in result["tasks"].items():
             n_docs = len(docs) if key == "f32" else min(len(docs), args.q41_docs)
