@@ -80,6 +80,12 @@ int slm_cmd_eval(int argc, char **argv) {
         free(pos);
         return slm_cli_report(st);
     }
+    for (int i = 0; i < n_tasks && !st; i++) st = slm_eval_task_check(&tasks[i], data_dir);
+    if (st) {
+        free(tasks);
+        free(pos);
+        return slm_cli_report(st);
+    }
     slm_model *m = NULL;
     if (slm_cli_load_model(pos[0], true, threads, &m)) {
         free(tasks);

@@ -273,6 +273,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "golden", "eval_requests.json.gz"))
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--partial", default="", help="file keeping finished tasks (default OUT.partial.json)")
+    ap.add_argument("--merge", default="", help="comma-separated partial files of other runs to take results from")
     ap.add_argument("--no-score", action="store_true", help="prompts and ids only (quick check of prompt building)")
     ap.add_argument("--q41-docs", type=int, default=10, help="documents per task also scored on the Q4_1 file")
     args = ap.parse_args()
@@ -302,8 +304,10 @@ def main():
         print(f"{name}: {len(docs)} docs", file=sys.stderr)
     # One model at a time (logits_all keeps n_ctx x V floats). Finished
     # tasks are kept in a side file so an interrupted run resumes.
-    part_path = args.out + ".partial.json"
+    part_path = args.partial or args.out + ".partial.json"
     part = json.load(open(part_path)) if os.path.exists(part_path) else {}
+    for extra in filter(None, args.merge.split(",")):  # results of runs over other task subsets
+        part.update(json.load(open(extra)))
     for key, path in ({} if args.no_score else paths).items():
         llm = None
         for name, docs in result["tasks"].items():

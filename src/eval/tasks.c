@@ -202,40 +202,64 @@ static char *source_path(const char *data_dir, const char *pattern, const char *
     return slm_eval_strf("%s/%.*s%s%s", data_dir, (int)(at - pattern), pattern, subject, at + 2);
 }
 
-slm_status slm_eval_task_load(const slm_eval_task *t, const char *data_dir, int limit, slm_eval_docs *out) {
-    memset(out, 0, sizeof *out);
-    out->limit = limit > 0 ? limit : 0;
+/* Finds the first candidate source whose files exist; the paths it returns are malloc'd. */
+static slm_status find_source(const slm_eval_task *t, const char *data_dir, const slm_eval_source **src, char **p1,
+                              char **p2) {
     char tried[1024];
     size_t nt = 0;
     tried[0] = 0;
     for (int i = 0; i < SLM_EVAL_MAX_SOURCES && t->src[i].file; i++) {
         const slm_eval_source *s = &t->src[i];
-        char *p1 = source_path(data_dir, s->file, t->subject);
-        char *p2 = s->file2 ? source_path(data_dir, s->file2, t->subject) : NULL;
-        if (!p1 || (s->file2 && !p2)) {
-            free(p1);
-            free(p2);
+        *p1 = source_path(data_dir, s->file, t->subject);
+        *p2 = s->file2 ? source_path(data_dir, s->file2, t->subject) : NULL;
+        if (!*p1 || (s->file2 && !*p2)) {
+            free(*p1);
+            free(*p2);
             return SLM_ERR_NOMEM;
         }
-        if (slm_data_exists(p1) && (!p2 || slm_data_exists(p2))) {
-            slm_status st = s->load(t, p1, p2, out);
-            free(p1);
-            free(p2);
-            if (st) {
-                slm_eval_docs_free(out);
-                return st;
-            }
-            if (out->n == 0) return slm_fail(SLM_ERR_FORMAT, "%s: task %s has no documents", s->file, t->name);
+        if (slm_data_exists(*p1) && (!*p2 || slm_data_exists(*p2))) {
+            *src = s;
             return SLM_OK;
         }
         nt += (size_t)snprintf(tried + nt, nt < sizeof tried ? sizeof tried - nt : 0, "%s%s%s%s", nt ? " or " : "",
-                               p1, p2 ? " + " : "", p2 ? p2 : "");
+                               *p1, *p2 ? " + " : "", *p2 ? *p2 : "");
         if (nt >= sizeof tried) nt = sizeof tried - 1;
+        free(*p1);
+        free(*p2);
+    }
+    *p1 = *p2 = NULL;
+    /* The first candidate is the file lm-eval's own format needs; the others are named too. */
+    const char *alt = strstr(tried, " or ");
+    return slm_fail(SLM_ERR_IO, "%.*s: missing data file for task %s (%s%s%ssee %s/MANIFEST.md for each file's source "
+                    "and format, or pass --data-dir)",
+                    alt ? (int)(alt - tried) : (int)strlen(tried), tried, t->name, alt ? "also accepted: " : "",
+                    alt ? alt + 4 : "", alt ? "; " : "", data_dir);
+}
+
+slm_status slm_eval_task_check(const slm_eval_task *t, const char *data_dir) {
+    const slm_eval_source *src;
+    char *p1, *p2;
+    slm_status st = find_source(t, data_dir, &src, &p1, &p2);
+    if (!st) {
         free(p1);
         free(p2);
     }
-    return slm_fail(SLM_ERR_IO, "%s: missing data file for task %s (expected %s; see %s/MANIFEST.md for each file's "
-                    "source and format, or pass --data-dir)", tried, t->name, tried, data_dir);
+    return st;
+}
+
+slm_status slm_eval_task_load(const slm_eval_task *t, const char *data_dir, int limit, slm_eval_docs *out) {
+    memset(out, 0, sizeof *out);
+    out->limit = limit > 0 ? limit : 0;
+    const slm_eval_source *src;
+    char *p1, *p2;
+    slm_status st = find_source(t, data_dir, &src, &p1, &p2);
+    if (st) return st;
+    st = src->load(t, p1, p2, out);
+    if (!st && out->n == 0) st = slm_fail(SLM_ERR_FORMAT, "%s: task %s has no documents", p1, t->name);
+    free(p1);
+    free(p2);
+    if (st) slm_eval_docs_free(out);
+    return st;
 }
 
 static void doc_free(slm_eval_doc *d) {

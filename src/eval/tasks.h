@@ -84,6 +84,9 @@ const char *slm_eval_tasks_known(void);
  * missing file names every expected path and points to MANIFEST.md. */
 slm_status slm_eval_task_load(const slm_eval_task *t, const char *data_dir, int limit, slm_eval_docs *out);
 void slm_eval_docs_free(slm_eval_docs *d);
+/* Fails as slm_eval_task_load would when the task's files are missing
+ * (checked before a model is loaded, so the error comes at once). */
+slm_status slm_eval_task_check(const slm_eval_task *t, const char *data_dir);
 
 /* ---- helpers shared by the loaders (tasks.c) ---------------------------- */
 
