@@ -146,13 +146,15 @@ static void test_bad_input(void) {
           "unknown: %s", slm_last_error());
 
     const char *tmp = slm_test_env("SLM_TEST_TMP", "/tmp");
-    char dir[512];
+    char dir[512], empty[512];
+    snprintf(empty, sizeof empty, "%s/eval_data_empty", tmp);
     snprintf(dir, sizeof dir, "%s/eval_data", tmp);
+    mkdir(empty, 0755);
     mkdir(dir, 0755);
     slm_eval_task t;
     slm_eval_docs d;
     slm_eval_task_find("copa", &t);
-    st = slm_eval_task_load(&t, dir, 0, &d);
+    st = slm_eval_task_load(&t, empty, 0, &d);
     CHECK(st == SLM_ERR_IO && strstr(slm_last_error(), "superglue/COPA/val.jsonl") && strstr(slm_last_error(), "MANIFEST.md"),
           "missing file: %s", slm_last_error());
 
