@@ -26,6 +26,8 @@ Usage (from the repository root; ~10 minutes per full protocol on 2 cores):
   nice python3 tools/make_ppl_golden.py llamacpp
   nice python3 tools/make_ppl_golden.py lmeval-docs      # few docs, small ctx (test)
   nice python3 tools/make_ppl_golden.py lmeval-full      # all 62 docs, model ctx (report)
+  python3 tools/make_ppl_golden.py lmeval-full --no-model --out ppl_lmeval_docstats.json
+                                                         # split/detokenizer/counts only (test_ppl_wikitext)
 """
 import argparse
 import json
@@ -289,7 +291,8 @@ def run_lmeval(args, docs_sel):
                      ", lm-evaluation-harness 0.4.13 wikitext protocol",
         "model": args.model_name, "dequantized_f32": args.dequantize,
         "data": os.path.basename(args.data), "max_length": max_len, "prefix_token": prefix, "n_docs": len(pages),
-        "scored_docs": sorted(docs_sel) if docs_sel is not None else list(range(len(pages))),
+        "scored_docs": [] if args.no_model else
+                       sorted(docs_sel) if docs_sel is not None else list(range(len(pages))),
         "documents": docs,
     }
     if tot_words:

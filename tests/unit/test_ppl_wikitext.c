@@ -39,8 +39,8 @@ int main(void) {
     const char *golden = slm_test_env("SLM_GOLDEN_DIR", "tests/golden");
     size_t rlen = 0, glen = 0;
     char *raw = slm_test_read_file(slm_test_path(data, "wikitext-2-raw/wiki.test.raw"), &rlen);
-    char *gtext = slm_test_read_file(slm_test_path(golden, "ppl_lmeval_full_ctx8192.json"), &glen);
-    if (!CHECK(raw && gtext, "need wiki.test.raw and ppl_lmeval_full_ctx8192.json")) return slm_test_finish();
+    char *gtext = slm_test_read_file(slm_test_path(golden, "ppl_lmeval_docstats.json"), &glen);
+    if (!CHECK(raw && gtext, "need wiki.test.raw and ppl_lmeval_docstats.json")) return slm_test_finish();
     cJSON *g = cJSON_Parse(gtext);
     cJSON *gdocs = cJSON_GetObjectItem(g, "documents");
     slm_wikitext_page *pages = NULL;
