@@ -323,9 +323,8 @@ static slm_status run_task(const slm_model *m, const slm_eval_task *t, const slm
     }
     qsort(order, (size_t)docs.n, sizeof *order, cmp_longest_first);
 
-    slm_progress pr;
+    slm_progress pr = {.quiet = p->quiet}; /* begin keeps quiet from the caller */
     slm_progress_begin(&pr, t->name, "docs", docs.n);
-    pr.quiet = p->quiet;
     int n_cache = 0;
     for (int j = 0; j < docs.n && !st; j++) {
         int d = order[j].doc;
