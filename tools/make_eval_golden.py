@@ -275,6 +275,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--partial", default="", help="file keeping finished tasks (default OUT.partial.json)")
     ap.add_argument("--merge", default="", help="comma-separated partial files of other runs to take results from")
+    ap.add_argument("--models", default="f32,q4_1", help="which llama.cpp references to compute")
     ap.add_argument("--no-score", action="store_true", help="prompts and ids only (quick check of prompt building)")
     ap.add_argument("--q41-docs", type=int, default=10, help="documents per task also scored on the Q4_1 file")
     args = ap.parse_args()
@@ -309,6 +310,8 @@ def main():
     for extra in filter(None, args.merge.split(",")):  # results of runs over other task subsets
         part.update(json.load(open(extra)))
     for key, path in ({} if args.no_score else paths).items():
+        if key not in args.models.split(","):
+            continue
         llm = None
         for name, docs in result["tasks"].items():
             n_docs = len(docs) if key == "f32" else min(len(docs), args.q41_docs)
