@@ -105,10 +105,10 @@ slm_status slm_eval_compute_metrics(const slm_eval_doc *docs, const slm_eval_sco
     *n_out = 0;
     if (n_docs <= 0) return slm_fail(SLM_ERR_ARG, "metrics: no documents");
     /* Per-document 0/1 (or MC2 mass) columns, one per mean-type metric. */
-    enum { M_ACC, M_NORM, M_MI, M_DC, M_MC2, M_COUNT };
-    static const char *const names[M_COUNT] = {"acc", "acc_norm", "acc_mutual_info", "pmi_dc", "acc"};
-    static const unsigned bits[M_COUNT] = {SLM_EVAL_ACC, SLM_EVAL_ACC_NORM, SLM_EVAL_MI, SLM_EVAL_PMI_DC,
-                                           SLM_EVAL_MC2};
+    enum { M_MC2, M_ACC, M_NORM, M_MI, M_DC, M_COUNT }; /* report order; MC2 is truthfulqa_mc2's "acc" */
+    static const char *const names[M_COUNT] = {"acc", "acc", "acc_norm", "acc_mutual_info", "pmi_dc"};
+    static const unsigned bits[M_COUNT] = {SLM_EVAL_MC2, SLM_EVAL_ACC, SLM_EVAL_ACC_NORM, SLM_EVAL_MI,
+                                           SLM_EVAL_PMI_DC};
     double *col = slm_calloc((size_t)n_docs * M_COUNT, sizeof *col, "metric columns");
     int *gold = slm_malloc((size_t)n_docs * 2 * sizeof *gold, "predictions");
     double *tmp = NULL;
