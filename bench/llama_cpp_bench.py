@@ -29,10 +29,10 @@ def main():
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
-    n_vocab_probe = llama_cpp.Llama(a.model, vocab_only=True, verbose=False).n_vocab()
     llm = llama_cpp.Llama(a.model, n_ctx=a.prefill + a.decode, n_batch=512, n_ubatch=512, n_threads=a.threads,
                           n_threads_batch=a.threads, logits_all=False, verbose=False)
-    toks = [(i * 7919 + 13) % n_vocab_probe for i in range(a.prefill + a.decode)]
+    # the same token ids as bench_forward.c
+    toks = [(i * 7919 + 13) % llm.n_vocab() for i in range(a.prefill + a.decode)]
     best_pp = 1e30
     for k in range(a.reps + 1):  # the first run pages the weights in
         llm.reset()
