@@ -48,6 +48,7 @@ int slm_cmd_eval(int argc, char **argv) {
     int limit = 0, threads = 0, max_len = 0, bootstrap = 1000, ppl_ctx = 512;
     uint64_t seed = 1234;
     bool mutual_info = false, pmi_dc = false, quiet = false;
+    bool dequantize = false;
     const slm_option opts[] = {
         {"tasks", 0, SLM_OPT_STRING, &tasks_list, "LIST", "comma-separated tasks or groups (mmlu, rom6, ai2-12, all)"},
         {"limit", 'n', SLM_OPT_INT, &limit, "N", "only the first N documents of each task (0: all)"},
@@ -63,6 +64,7 @@ int slm_cmd_eval(int argc, char **argv) {
         {"ppl-ctx", 0, SLM_OPT_INT, &ppl_ctx, "N", "chunk length for --ppl"},
         {"threads", 't', SLM_OPT_INT, &threads, "N", "threads (0: all cores)"},
         {"quiet", 'q', SLM_OPT_FLAG, &quiet, NULL, "no progress display"},
+        {"dequantize", 0, SLM_OPT_FLAG, &dequantize, NULL, SLM_CLI_DEQUANTIZE_HELP},
         {0}};
     const slm_cli_spec spec = {"eval", "MODEL --tasks LIST [options]",
                                "Zero-shot accuracy on benchmark tasks, as lm-evaluation-harness computes it.", opts, 1, 1};
@@ -87,7 +89,7 @@ int slm_cmd_eval(int argc, char **argv) {
         return slm_cli_report(st);
     }
     slm_model *m = NULL;
-    if (slm_cli_load_model(pos[0], true, threads, &m)) {
+    if (slm_cli_load_model_q(pos[0], true, threads, !dequantize, &m)) {
         free(tasks);
         free(pos);
         return 1;

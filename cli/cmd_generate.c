@@ -101,6 +101,7 @@ done:
 
 int slm_cmd_generate(int argc, char **argv) {
     gen_opts o = {.prompt = NULL, .n_predict = 64, .n_ctx = 0, .threads = 0, .sp = slm_sampler_default_params()};
+    bool dequantize = false;
     const slm_option opts[] = {
         {"prompt", 'p', SLM_OPT_STRING, &o.prompt, "TEXT", "prompt text (special tokens like <|im_start|> are parsed)"},
         {"n-predict", 'n', SLM_OPT_INT, &o.n_predict, "N", "most tokens to generate"},
@@ -111,6 +112,7 @@ int slm_cmd_generate(int argc, char **argv) {
         {"ctx", 'c', SLM_OPT_INT, &o.n_ctx, "N", "context length (0: prompt + n-predict)"},
         {"threads", 't', SLM_OPT_INT, &o.threads, "N", "threads (0: all cores)"},
         {"quiet", 'q', SLM_OPT_FLAG, &o.quiet, NULL, "do not echo the prompt"},
+        {"dequantize", 0, SLM_OPT_FLAG, &dequantize, NULL, SLM_CLI_DEQUANTIZE_HELP},
         {0}};
     const slm_cli_spec spec = {"generate", "MODEL -p TEXT [options]",
                                "Generate text from a prompt, streaming tokens as they come; prints tokens/s.", opts, 1, 1};
@@ -132,7 +134,7 @@ int slm_cmd_generate(int argc, char **argv) {
         return 2;
     }
     slm_model *m = NULL;
-    if (slm_cli_load_model(pos[0], true, o.threads, &m)) {
+    if (slm_cli_load_model_q(pos[0], true, o.threads, !dequantize, &m)) {
         free(pos);
         return 1;
     }

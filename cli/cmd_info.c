@@ -8,8 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* "dense", "lowrank", or the block type of a QBLOCK linear ("q4_1", ...). */
 static const char *kind_name(const slm_linear *l) {
-    return l->kind == SLM_LINEAR_LOWRANK ? "lowrank" : "dense";
+    switch (l->kind) {
+    case SLM_LINEAR_LOWRANK: return "lowrank";
+    case SLM_LINEAR_QBLOCK:
+        return l->qtype == SLM_DTYPE_Q4_0 ? "q4_0" : l->qtype == SLM_DTYPE_Q4_1 ? "q4_1" : "q8_0";
+    default: return "dense";
+    }
 }
 
 static cJSON *info_json(const slm_model *m, const slm_model_stats *s, int ctx) {

@@ -112,6 +112,7 @@ int slm_cmd_ppl(int argc, char **argv) {
     const char *data = NULL, *data_dir = SLM_DEFAULT_DATA_DIR, *protocol = "llamacpp", *output = NULL;
     int ctx = 0, chunks = -1, docs = -1, threads = 0, batch = 512;
     bool quiet = false;
+    bool dequantize = false;
     const slm_option opts[] = {
         {"data", 'f', SLM_OPT_STRING, &data, "FILE", "text file (default: <data-dir>/wikitext-2-raw/wiki.test.raw)"},
         {"data-dir", 0, SLM_OPT_STRING, &data_dir, "DIR", "data directory"},
@@ -123,6 +124,7 @@ int slm_cmd_ppl(int argc, char **argv) {
         {"threads", 't', SLM_OPT_INT, &threads, "N", "threads (0: all cores)"},
         {"output", 'o', SLM_OPT_STRING, &output, "FILE", "write the results as JSON"},
         {"quiet", 'q', SLM_OPT_FLAG, &quiet, NULL, "no running values or progress bar"},
+        {"dequantize", 0, SLM_OPT_FLAG, &dequantize, NULL, SLM_CLI_DEQUANTIZE_HELP},
         {0}};
     const slm_cli_spec spec = {"ppl", "MODEL [--data FILE] [options]",
                                "Perplexity by llama.cpp's protocol or lm-evaluation-harness's wikitext task.", opts, 1, 1};
@@ -157,7 +159,7 @@ int slm_cmd_ppl(int argc, char **argv) {
         return slm_cli_report(st);
     }
     slm_model *m = NULL;
-    if (slm_cli_load_model(pos[0], true, threads, &m)) {
+    if (slm_cli_load_model_q(pos[0], true, threads, !dequantize, &m)) {
         free(text);
         free(pos);
         return 1;

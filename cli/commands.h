@@ -22,6 +22,13 @@ int slm_cmd_eval(int argc, char **argv);
 int slm_cli_report(slm_status st);
 /* Loads a model, reporting failures; applies --threads first. */
 slm_status slm_cli_load_model(const char *path, bool tokenizer, int threads, slm_model **out);
+/* The same, keeping Q4_0/Q4_1/Q8_0 weights quantised when keep_quantized
+ * (inference commands: ppl, eval, generate; --dequantize turns it off). */
+slm_status slm_cli_load_model_q(const char *path, bool tokenizer, int threads, bool keep_quantized, slm_model **out);
+/* Help line of the inference commands' --dequantize flag. */
+#define SLM_CLI_DEQUANTIZE_HELP \
+    "compute in fp32 from dequantised weights (default: multiply quantised weights as llama.cpp does)"
+
 /* Writes text to path atomically (for --output JSON); reports failures. */
 int slm_cli_write_text(const char *path, const char *text);
 

@@ -12,9 +12,14 @@ int slm_cli_report(slm_status st) {
 }
 
 slm_status slm_cli_load_model(const char *path, bool tokenizer, int threads, slm_model **out) {
+    return slm_cli_load_model_q(path, tokenizer, threads, false, out);
+}
+
+slm_status slm_cli_load_model_q(const char *path, bool tokenizer, int threads, bool keep_quantized, slm_model **out) {
     slm_set_threads(threads);
     slm_load_params lp = slm_load_default_params();
     lp.load_tokenizer = tokenizer;
+    lp.keep_quantized = keep_quantized;
     slm_status st = slm_model_load(path, &lp, out);
     if (st) slm_cli_report(st);
     return st;

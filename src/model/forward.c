@@ -60,6 +60,7 @@ static int64_t lowrank_tmp(const slm_linear *l, int T) { return (int64_t)T * l->
 static const slm_linear_ops k_linear_ops[SLM_LINEAR_KIND_COUNT] = {
     [SLM_LINEAR_DENSE] = {"dense", dense_apply, dense_tmp},
     [SLM_LINEAR_LOWRANK] = {"lowrank", lowrank_apply, lowrank_tmp},
+    [SLM_LINEAR_QBLOCK] = {"qblock", slm_linear_qblock_apply, slm_linear_qblock_tmp_floats},
 };
 
 const slm_linear_ops *slm_linear_ops_get(slm_linear_kind k) {
@@ -87,6 +88,10 @@ int64_t slm_plan_tmp_floats(const slm_model *m, int T) {
             int64_t n = ops ? ops->tmp_floats(&b->lin[p], T) : 0;
             if (n > need) need = n;
         }
+    }
+    if (m->lm_head_q.qw) { /* the quantised lm head runs through the same scratch */
+        int64_t n = slm_linear_qblock_tmp_floats(&m->lm_head_q, T);
+        if (n > need) need = n;
     }
     return need;
 }
@@ -158,6 +163,14 @@ static slm_status ensure_lin_tmp(slm_context *c) {
     return SLM_OK;
 }
 
+/* logits [T][V] = lm_head . xn rows; the QBLOCK lm head when the model has one. */
+static void lm_head_forward(slm_context *c, int T, float *logits) {
+    const slm_model *m = c->m;
+    int D = m->cfg.d_model, V = m->cfg.n_vocab;
+    if (m->lm_head_q.qw) slm_linear_forward(&m->lm_head_q, T, c->xn, D, logits, V, 0.0f, c->lin_tmp);
+    else gemm_xwt(T, V, D, c->xn, D, m->lm_head, D, logits, V, 0.0f);
+}
+
 /* T tokens at positions n_past..; logits as slm_decode describes, for this step. */
 static slm_status decode_step(slm_context *c, const int32_t *tokens, int T, bool all_logits, float *logits) {
     const slm_model *m = c->m;
@@ -175,11 +188,11 @@ static slm_status decode_step(slm_context *c, const int32_t *tokens, int T, bool
     if (!logits) return SLM_OK;
     if (all_logits) {
         rmsnorm_rows(c->xn, c->x, m->out_norm, T, D, cfg->norm_eps);
-        gemm_xwt(T, V, D, c->xn, D, m->lm_head, D, logits, V, 0.0f);
+        lm_head_forward(c, T, logits);
     } else {
         /* Only the last row: the lm head is V x D, the largest matrix. */
         slm_rmsnorm(c->xn, c->x + (int64_t)(T - 1) * D, m->out_norm, D, cfg->norm_eps);
-        gemm_xwt(1, V, D, c->xn, D, m->lm_head, D, logits, V, 0.0f);
+        lm_head_forward(c, 1, logits);
     }
     if (!slm_all_finite(logits, (int64_t)(all_logits ? T : 1) * V))
         return slm_fail(SLM_ERR_NUMERIC, "%s: output: NaN or Inf in the logits", model_name(m));

@@ -23,6 +23,11 @@ typedef struct slm_linear_ops {
     int64_t (*tmp_floats)(const slm_linear *l, int T);
 } slm_linear_ops;
 
+/* The QBLOCK kind's row (model/linear_qblock.c): tmp holds the quantised activations. */
+void slm_linear_qblock_apply(const slm_linear *l, int T, const float *x, int64_t ldx, float *y, int64_t ldy,
+                             float beta, float *tmp);
+int64_t slm_linear_qblock_tmp_floats(const slm_linear *l, int T);
+
 /* NULL for a kind the forward pass does not know. */
 const slm_linear_ops *slm_linear_ops_get(slm_linear_kind k);
 /* apply + bias; tmp as the kind asks. */

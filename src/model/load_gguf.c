@@ -34,6 +34,7 @@ typedef struct loader {
     const char *path;
     char arch[16];
     int *ff;     /* [n_layers] per-block MLP width */
+    bool keep_q; /* slm_load_params.keep_quantized */
 } loader;
 
 /* ---- metadata ---------------------------------------------------------- */
@@ -177,17 +178,40 @@ static slm_status read_config(loader *ld, slm_config *c) {
 
 /* The fp32 view of tensor `name`, which must have dims [ne0, ne1] (ne1 = 1
  * for a vector). *out stays NULL when the tensor is absent and optional. */
-static slm_status get_tensor(loader *ld, const char *name, int64_t ne0, int64_t ne1, bool required, const float **out) {
-    *out = NULL;
-    const slm_gguf_tensor *t = slm_gguf_find_tensor(ld->g, name);
-    if (!t) return required ? slm_fail(SLM_ERR_FORMAT, "%s: missing tensor '%s'", ld->path, name) : SLM_OK;
+static slm_status check_shape(const loader *ld, const slm_gguf_tensor *t, const char *name, int64_t ne0, int64_t ne1) {
     if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
         return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
                         ld->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
                         (long long)t->ne[3], (long long)ne0, (long long)ne1);
-    slm_status st = slm_model_tensor_f32(ld->m, t->data, t->type, t->n_elems, name, out);
+    return SLM_OK;
+}
+
+static slm_status get_tensor(loader *ld, const char *name, int64_t ne0, int64_t ne1, bool required, const float **out) {
+    *out = NULL;
+    const slm_gguf_tensor *t = slm_gguf_find_tensor(ld->g, name);
+    if (!t) return required ? slm_fail(SLM_ERR_FORMAT, "%s: missing tensor '%s'", ld->path, name) : SLM_OK;
+    slm_status st = check_shape(ld, t, name, ne0, ne1);
+    if (st) return st;
+    st = slm_model_tensor_f32(ld->m, t->data, t->type, t->n_elems, name, out);
     if (st) slm_error_prefix(ld->path);
     return st;
+}
+
+/* keep_quantized: a weight [n_in, n_out] of a type the QBLOCK kind
+ * multiplies becomes a QBLOCK linear over the mapping (no copy). Sets
+ * *kept, false when the tensor is absent or must be dequantised. */
+static slm_status get_qblock(loader *ld, const char *name, int n_out, int n_in, slm_linear *l, bool *kept) {
+    *kept = false;
+    const slm_gguf_tensor *t = slm_gguf_find_tensor(ld->g, name);
+    if (!ld->keep_q || !t || !slm_linear_qblock_supports(t->type) || n_in % 32 != 0) return SLM_OK;
+    slm_status st = check_shape(ld, t, name, n_in, n_out);
+    if (st) return st;
+    if ((st = slm_linear_set_qblock(l, t->data, t->type, n_out, n_in, name))) {
+        slm_error_prefix(ld->path);
+        return st;
+    }
+    *kept = true;
+    return SLM_OK;
 }
 
 static const char *blk_name(int b, const char *what, const char *suffix) {
@@ -201,11 +225,15 @@ static const char *blk_name(int b, const char *what, const char *suffix) {
 static slm_status load_linear(loader *ld, int b, slm_proj p, int n_out, int n_in) {
     slm_linear *l = &ld->m->blocks[b].lin[p];
     const char *pn = slm_proj_gguf_name(p);
-    slm_status st = get_tensor(ld, blk_name(b, pn, "weight"), n_in, n_out, false, &l->w);
+    bool kept;
+    slm_status st = get_qblock(ld, blk_name(b, pn, "weight"), n_out, n_in, l, &kept);
+    if (!st && !kept) st = get_tensor(ld, blk_name(b, pn, "weight"), n_in, n_out, false, &l->w);
     if (st) return st;
     l->n_out = n_out;
     l->n_in = n_in;
-    if (l->w) {
+    if (kept) {
+        /* QBLOCK, set by get_qblock */
+    } else if (l->w) {
         l->kind = SLM_LINEAR_DENSE;
         l->ld_w = n_in;
     } else {
@@ -238,6 +266,9 @@ static slm_status load_tensors(loader *ld) {
         (st = get_tensor(ld, "rope_freqs.weight", c->head_dim / 2, 1, false, &m->rope_freqs)))
         return st;
     if (!m->lm_head) m->lm_head = m->tok_embd;
+    bool kept; /* the lm head as a QBLOCK linear too (the fp32 embedding stays for the lookup) */
+    if ((st = get_qblock(ld, c->tied_embeddings ? "token_embd.weight" : "output.weight", V, D, &m->lm_head_q, &kept)))
+        return st;
     for (int b = 0; b < c->n_layers; b++) {
         slm_block *blk = &m->blocks[b];
         int F = ld->ff[b];
@@ -287,7 +318,7 @@ slm_status slm_model_load_gguf(const char *path, const slm_load_params *p, slm_m
     *out = NULL;
     slm_load_params def = slm_load_default_params();
     if (!p) p = &def;
-    loader ld = {.path = path};
+    loader ld = {.path = path, .keep_q = p->keep_quantized};
     slm_config cfg;
     slm_status st = slm_gguf_open(path, &ld.g);
     if (!st) st = read_config(&ld, &cfg);

@@ -24,7 +24,7 @@ const char *slm_proj_gguf_name(slm_proj p) { return (unsigned)p < SLM_PROJ_COUNT
 const char *slm_proj_hf_name(slm_proj p) { return (unsigned)p < SLM_PROJ_COUNT ? k_hf_names[p] : "?"; }
 
 slm_load_params slm_load_default_params(void) {
-    return (slm_load_params){.load_tokenizer = true, .verbose = false};
+    return (slm_load_params){.load_tokenizer = true, .verbose = false, .keep_quantized = false};
 }
 
 slm_status slm_config_validate(const slm_config *c, const char *file) {
@@ -160,6 +160,11 @@ static slm_status check_linear(const slm_linear *l, int layer, slm_proj p, const
         if (!l->a || !l->b) return slm_fail(SLM_ERR_FORMAT, "%s: block %d: missing %s low-rank factor", file, layer, nm);
         if (l->rank <= 0 || l->ld_b < l->n_in)
             return slm_fail(SLM_ERR_FORMAT, "%s: block %d: %s bad rank %d", file, layer, nm, l->rank);
+    } else if (l->kind == SLM_LINEAR_QBLOCK) {
+        const slm_dtype_traits *tr = slm_dtype_get(l->qtype);
+        if (!l->qw || !slm_linear_qblock_supports(l->qtype) || l->n_in % tr->block_size != 0 ||
+            l->q_row_bytes < (size_t)(l->n_in / tr->block_size) * tr->type_size)
+            return slm_fail(SLM_ERR_FORMAT, "%s: block %d: %s bad quantised blocks", file, layer, nm);
     } else {
         return slm_fail(SLM_ERR_FORMAT, "%s: block %d: %s unknown linear kind %d", file, layer, nm, (int)l->kind);
     }
@@ -176,6 +181,9 @@ slm_status slm_model_validate(const slm_model *m) {
     if (!m->tok_embd) return slm_fail(SLM_ERR_FORMAT, "%s: missing token embedding", file);
     if (!m->out_norm) return slm_fail(SLM_ERR_FORMAT, "%s: missing output norm", file);
     if (!m->lm_head) return slm_fail(SLM_ERR_FORMAT, "%s: missing output (lm head) weight", file);
+    if (m->lm_head_q.qw && (m->lm_head_q.kind != SLM_LINEAR_QBLOCK || m->lm_head_q.n_out != c->n_vocab ||
+                            m->lm_head_q.n_in != c->d_model))
+        return slm_fail(SLM_ERR_FORMAT, "%s: quantised lm head is not [%d x %d]", file, c->n_vocab, c->d_model);
     int q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim, D = c->d_model;
     for (int i = 0; i < c->n_layers; i++) {
         const slm_block *b = &m->blocks[i];
@@ -200,6 +208,9 @@ slm_status slm_block_set_mlp_width(slm_model *m, int bi, int k) {
     if (bi < 0 || bi >= m->cfg.n_layers) return slm_fail(SLM_ERR_ARG, "block %d out of range", bi);
     if (k <= 0 || k > m->cfg.d_ff) return slm_fail(SLM_ERR_ARG, "MLP width %d out of range (1..%d)", k, m->cfg.d_ff);
     slm_block *b = &m->blocks[bi];
+    if (b->lin[SLM_PROJ_DOWN].kind == SLM_LINEAR_QBLOCK && k % 32 != 0)
+        return slm_fail(SLM_ERR_UNSUPPORTED, "block %d: MLP width %d of a quantised down projection must be a multiple of 32",
+                        bi, k);
     /* gate/up keep their first k rows (same pointers); down keeps its first
      * k columns through the row stride, so nothing is copied. */
     b->d_ff = k;
@@ -239,6 +250,10 @@ slm_model_stats slm_model_get_stats(const slm_model *m, int ctx) {
     s.n_params_dense = embd + (c->tied_embeddings ? 0 : embd) + D + (int64_t)c->n_layers * dense_block;
     s.n_params = embd + (c->tied_embeddings ? 0 : embd) + D;
     s.macs_per_token = embd; /* lm head */
+    /* bytes as held: fp32 tensors, QBLOCK linears' blocks, plus the blocks
+     * of a quantised lm head (the fp32 embedding is kept for the lookup) */
+    int64_t bytes = (embd + (c->tied_embeddings ? 0 : embd) + D) * (int64_t)sizeof(float);
+    if (m->lm_head_q.qw) bytes += slm_linear_qblock_bytes(&m->lm_head_q);
     for (int i = 0; i < c->n_layers; i++) {
         const slm_block *b = &m->blocks[i];
         if (!b->kept) continue;
@@ -246,10 +261,14 @@ slm_model_stats slm_model_get_stats(const slm_model *m, int ctx) {
         int64_t lin = 0;
         for (int p = 0; p < SLM_PROJ_COUNT; p++) lin += linear_params(&b->lin[p]);
         s.n_params += lin + 2 * D + (c->attn_bias ? q + 2 * kv : 0);
+        for (int p = 0; p < SLM_PROJ_COUNT; p++)
+            bytes += b->lin[p].kind == SLM_LINEAR_QBLOCK ? slm_linear_qblock_bytes(&b->lin[p])
+                                                         : linear_params(&b->lin[p]) * (int64_t)sizeof(float);
+        bytes += (2 * D + (c->attn_bias ? q + 2 * kv : 0)) * (int64_t)sizeof(float);
         /* QK^T and AV: each query attends to ctx keys of Dh per head. */
         s.macs_per_token += lin + 2 * (int64_t)ctx * q;
     }
-    s.weight_bytes = s.n_params * (int64_t)sizeof(float);
+    s.weight_bytes = bytes;
     return s;
 }
 

@@ -81,6 +81,7 @@ const char *slm_proj_hf_name(slm_proj p);
 typedef enum slm_linear_kind {
     SLM_LINEAR_DENSE = 0,
     SLM_LINEAR_LOWRANK, /* W ~= A . B */
+    SLM_LINEAR_QBLOCK,  /* ggml Q4_0/Q4_1/Q8_0 rows, multiplied as llama.cpp does (linear_qblock.c) */
     SLM_LINEAR_KIND_COUNT
 } slm_linear_kind;
 
@@ -96,6 +97,11 @@ typedef struct slm_linear {
     const float *b;
     int64_t ld_b;
     const float *bias; /* [n_out] or NULL */
+    /* qblock: rows of ggml blocks [n_out][q_row_bytes] (n_in/32 blocks used,
+     * n_in a multiple of 32), usually straight from a GGUF mapping */
+    const void *qw;
+    int qtype;          /* slm_dtype: Q4_0, Q4_1 or Q8_0 */
+    size_t q_row_bytes; /* stride between rows, >= (n_in/32) * block bytes */
 } slm_linear;
 
 typedef struct slm_block {
@@ -112,6 +118,8 @@ struct slm_model {
     const float *tok_embd;    /* [V][D] */
     const float *out_norm;    /* [D] */
     const float *lm_head;     /* [V][D]; == tok_embd when tied */
+    slm_linear lm_head_q;     /* kind QBLOCK when the lm head is multiplied quantised
+                                 (slm_load_params.keep_quantized); else unused (qw NULL) */
     const float *rope_freqs;  /* [Dh/2] or NULL: per-frequency divisors (llama3 scaling as
                                  llama.cpp stores it, GGUF rope_freqs.weight): the angle of
                                  pair i is pos * theta^(-2i/Dh) / rope_freqs[i] */
@@ -148,6 +156,18 @@ slm_status slm_model_validate(const slm_model *m);
 slm_status slm_block_set_mlp_width(slm_model *m, int b, int k);
 /* Checks the config is sane (positive dims, heads divide, ...); names file. */
 slm_status slm_config_validate(const slm_config *c, const char *file);
+
+/* ---- QBLOCK linears (model/linear_qblock.c) ---- */
+/* Whether a weight of type qtype (slm_dtype) can stay quantised: Q4_0, Q4_1, Q8_0. */
+bool slm_linear_qblock_supports(int qtype);
+/* Makes l a QBLOCK linear over data: n_out rows of n_in/32 blocks, not
+ * copied (data must outlive the model, e.g. the GGUF mapping). */
+slm_status slm_linear_set_qblock(slm_linear *l, const void *data, int qtype, int n_out, int n_in, const char *name);
+/* Bytes of the blocks the forward pass reads. */
+int64_t slm_linear_qblock_bytes(const slm_linear *l);
+/* For writers: *out = l, except a QBLOCK linear becomes a dense one over a
+ * dequantised copy [n_out][n_in] in *buf (the caller frees; NULL otherwise). */
+slm_status slm_linear_dequantized(const slm_linear *l, slm_linear *out, float **buf);
 
 /* Permutes the rows of a q or k weight (rows = n_head * Dh, each cols long)
  * between the two RoPE layouts. to_adjacent: HF halves -> GGUF adjacent

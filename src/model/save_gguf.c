@@ -44,18 +44,23 @@ static int file_type_of(slm_dtype t) {
     }
 }
 
-static float *tmp_alloc(saver *s, size_t n) {
-    if (s->n_tmp == s->cap_tmp) {
+/* Registers p to be freed after the write; frees it and returns NULL on failure. */
+static float *keep_tmp(saver *s, float *p) {
+    if (p && s->n_tmp == s->cap_tmp) {
         int cap = s->cap_tmp ? s->cap_tmp * 2 : 64;
         float **t = realloc(s->tmp, (size_t)cap * sizeof *t);
-        if (!t) return NULL;
+        if (!t) {
+            free(p);
+            return NULL;
+        }
         s->tmp = t;
         s->cap_tmp = cap;
     }
-    float *p = slm_malloc(n * sizeof(float), "permuted tensor");
     if (p) s->tmp[s->n_tmp++] = p;
     return p;
 }
+
+static float *tmp_alloc(saver *s, size_t n) { return keep_tmp(s, slm_malloc(n * sizeof(float), "permuted tensor")); }
 
 /* A matrix of rows x cols in the save type (F16 when its rows do not fit
  * the type's blocks), read from src_rows x src_cols at src (stride ld)
@@ -96,13 +101,20 @@ static const float *rope_rows(saver *s, bool qk, int n_head, const float *src, i
  * nothing (silu(0) * 0 = 0), so the function is unchanged. */
 static slm_status add_linear(saver *s, int out_b, const slm_linear *l, slm_proj p, int ff_pad) {
     const slm_config *c = &s->m->cfg;
+    /* a QBLOCK linear is written from its dequantised values (the buffer
+     * lives until the file is written, like the permuted copies) */
+    slm_linear dq;
+    float *dq_buf;
+    slm_status st = slm_linear_dequantized(l, &dq, &dq_buf);
+    if (st) return st;
+    if (dq_buf && !keep_tmp(s, dq_buf)) return slm_fail(SLM_ERR_NOMEM, "%s: out of memory", s->path);
+    l = &dq;
     int64_t rows = p == SLM_PROJ_GATE || p == SLM_PROJ_UP ? ff_pad : l->n_out;
     int64_t cols = p == SLM_PROJ_DOWN ? ff_pad : l->n_in;
     const char *pn = slm_proj_gguf_name(p);
     bool qk = p == SLM_PROJ_Q || p == SLM_PROJ_K;
     int n_head = p == SLM_PROJ_Q ? c->n_heads : c->n_kv_heads;
     char name[128];
-    slm_status st;
     if (l->kind == SLM_LINEAR_LOWRANK) {
         int64_t lda = l->rank;
         const float *a = rope_rows(s, qk, n_head, l->a, l->n_out, l->rank, &lda);

@@ -84,6 +84,13 @@ static float *unpermute(const float *src, int n_head, int head_dim, int64_t ld, 
  * put back into HF order. */
 static slm_status add_linear(hf_writer *w, const slm_linear *l, const char *prefix, int n_head_perm) {
     char name[HF_NAME_MAX + 16];
+    /* a QBLOCK linear is written from its dequantised values (dq_buf: given
+     * to the writer, or freed once un-permuted) */
+    slm_linear dq;
+    float *dq_buf;
+    slm_status st = slm_linear_dequantized(l, &dq, &dq_buf);
+    if (st) return st;
+    l = &dq;
     const int Dh = w->m->cfg.head_dim;
     bool perm = n_head_perm > 0;
     bool lr = l->kind == SLM_LINEAR_LOWRANK;
@@ -92,12 +99,12 @@ static slm_status add_linear(hf_writer *w, const slm_linear *l, const char *pref
     snprintf(name, sizeof name, lr ? "%s.lr_a.weight" : "%s.weight", prefix);
     if (l->kind != SLM_LINEAR_DENSE && !lr)
         return slm_fail(SLM_ERR_UNSUPPORTED, "%s: linear kind %d cannot be written to safetensors", prefix, (int)l->kind);
-    slm_status st;
     if (perm) {
         float *p = unpermute(rows_src, n_head_perm, Dh, ld, name);
+        free(dq_buf);
         st = p ? add_2d(w, name, p, l->n_out, cols, ld, true) : SLM_ERR_NOMEM;
     } else {
-        st = add_2d(w, name, rows_src, l->n_out, cols, ld, false);
+        st = add_2d(w, name, rows_src, l->n_out, cols, ld, dq_buf != NULL);
     }
     if (!st && lr) {
         snprintf(name, sizeof name, "%s.lr_b.weight", prefix);

@@ -1,0 +1,96 @@
+/* Activation quantisation and the reference block dots (see qblock.h);
+ * the operations and their order are ggml's generic C code, so the
+ * reference is what llama.cpp computes up to float summation order. */
+#include "kernels/cpu/qblock.h"
+#include "core/core.h"
+#include "core/dtype.h"
+
+#include <math.h>
+
+static inline float half_at(const uint8_t *p) { return slm_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8))); }
+/* The value ggml stores when it writes f as fp16 and reads it back. */
+static inline float round_half(float f) { return slm_fp16_to_fp32(slm_fp32_to_fp16(f)); }
+
+void slm_q8_quantize_row(const float *x, slm_q8_block *y, int64_t n) {
+    for (int64_t i = 0; i < n / SLM_QK; i++, x += SLM_QK, y++) {
+        float amax = 0.0f;
+        for (int j = 0; j < SLM_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < SLM_QK; j++) {
+            y->qs[j] = (int8_t)roundf(x[j] * id);
+            sum += y->qs[j];
+        }
+        y->d = round_half(d);
+        y->s = round_half((float)sum * d); /* ggml: sum*d with the unrounded d */
+    }
+}
+
+/* ---- references: ggml_vec_dot_*_generic -------------------------------- */
+
+float slm_qdot_q4_0_ref(const void *w, const slm_q8_block *a, int nb) {
+    const uint8_t *b = w;
+    float sumf = 0.0f;
+    for (int i = 0; i < nb; i++, b += 18, a++) {
+        int sumi0 = 0, sumi1 = 0;
+        for (int j = 0; j < SLM_QK / 2; j++) {
+            const int v0 = (b[2 + j] & 0x0F) - 8;
+            const int v1 = (b[2 + j] >> 4) - 8;
+            sumi0 += v0 * a->qs[j];
+            sumi1 += v1 * a->qs[j + SLM_QK / 2];
+        }
+        sumf += (float)(sumi0 + sumi1) * half_at(b) * a->d;
+    }
+    return sumf;
+}
+
+float slm_qdot_q4_1_ref(const void *w, const slm_q8_block *a, int nb) {
+    const uint8_t *b = w;
+    float sumf = 0.0f;
+    for (int i = 0; i < nb; i++, b += 20, a++) {
+        int sumi0 = 0, sumi1 = 0;
+        for (int j = 0; j < SLM_QK / 2; j++) {
+            sumi0 += (b[4 + j] & 0x0F) * a->qs[j];
+            sumi1 += (b[4 + j] >> 4) * a->qs[j + SLM_QK / 2];
+        }
+        sumf += (half_at(b) * a->d) * (float)(sumi0 + sumi1) + half_at(b + 2) * a->s;
+    }
+    return sumf;
+}
+
+float slm_qdot_q8_0_ref(const void *w, const slm_q8_block *a, int nb) {
+    const uint8_t *b = w;
+    float sumf = 0.0f;
+    for (int i = 0; i < nb; i++, b += 34, a++) {
+        int sumi = 0;
+        for (int j = 0; j < SLM_QK; j++) sumi += (int8_t)b[2 + j] * a->qs[j];
+        sumf += (float)sumi * (half_at(b) * a->d);
+    }
+    return sumf;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+bool slm_cpu_has_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    static int has = -1; /* a benign race: every thread computes the same value */
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return has == 1;
+#else
+    return false;
+#endif
+}
+
+slm_qdot_fn slm_qdot_get(int qtype, bool simd) {
+    bool v = simd && slm_cpu_has_avx2();
+    switch (qtype) {
+    case SLM_DTYPE_Q4_0: return v ? slm_qdot_q4_0_avx2 : slm_qdot_q4_0_ref;
+    case SLM_DTYPE_Q4_1: return v ? slm_qdot_q4_1_avx2 : slm_qdot_q4_1_ref;
+    case SLM_DTYPE_Q8_0: return v ? slm_qdot_q8_0_avx2 : slm_qdot_q8_0_ref;
+    default: return NULL;
+    }
+}
