@@ -11,8 +11,9 @@
  * Layout of the work (legend: T tokens, nb = n_in/32 blocks per row):
  *   tmp [T][nb] slm_q8_block   activations, quantised once per call
  *   decode (T = 1): OpenMP over output rows;
- *   prefill: OpenMP over tiles of QB_ROWS weight rows x QB_TOKS tokens, so a
- *   tile's weight rows stay in L1 while its tokens stream from L2.
+ *   prefill: OpenMP over tiles of QB_ROWS weight rows x QB_TOKS tokens; each
+ *   weight row is unpacked once per 4 tokens (slm_qdot4), the tile's
+ *   activations (QB_TOKS x n_in bytes) stay in L2 across its rows.
  */
 #include "model/forward.h"
 #include "kernels/cpu/qblock.h"
@@ -33,6 +34,7 @@ void slm_linear_qblock_apply(const slm_linear *l, int T, const float *x, int64_t
     const int nb = l->n_in / SLM_QK, n_out = l->n_out;
     slm_q8_block *qa = (slm_q8_block *)tmp;
     const slm_qdot_fn dot = slm_qdot_get(l->qtype, true);
+    const slm_qdot4_fn dot4 = slm_qdot4_get(l->qtype, true); /* NULL: one token at a time */
 #pragma omp parallel for if (T > 1) schedule(static)
     for (int t = 0; t < T; t++) slm_q8_quantize_row(x + (int64_t)t * ldx, qa + (int64_t)t * nb, l->n_in);
     if (T == 1) {
@@ -45,10 +47,14 @@ void slm_linear_qblock_apply(const slm_linear *l, int T, const float *x, int64_t
     for (int task = 0; task < n_rt * n_tt; task++) {
         const int o0 = (task % n_rt) * QB_ROWS, t0 = (task / n_rt) * QB_TOKS;
         const int o1 = o0 + QB_ROWS < n_out ? o0 + QB_ROWS : n_out, t1 = t0 + QB_TOKS < T ? t0 + QB_TOKS : T;
-        for (int t = t0; t < t1; t++) {
-            const slm_q8_block *at = qa + (int64_t)t * nb;
-            float *yt = y + (int64_t)t * ldy;
-            for (int o = o0; o < o1; o++) store(&yt[o], dot(row_at(l, o), at, nb), beta);
+        for (int o = o0; o < o1; o++) {
+            int t = t0;
+            float r[4];
+            for (; dot4 && t + 4 <= t1; t += 4) {
+                dot4(row_at(l, o), qa + (int64_t)t * nb, nb, nb, r);
+                for (int k = 0; k < 4; k++) store(&y[(int64_t)(t + k) * ldy + o], r[k], beta);
+            }
+            for (; t < t1; t++) store(&y[(int64_t)t * ldy + o], dot(row_at(l, o), qa + (int64_t)t * nb, nb), beta);
         }
     }
 }

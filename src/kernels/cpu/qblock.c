@@ -94,3 +94,13 @@ slm_qdot_fn slm_qdot_get(int qtype, bool simd) {
     default: return NULL;
     }
 }
+
+slm_qdot4_fn slm_qdot4_get(int qtype, bool simd) {
+    if (!simd || !slm_cpu_has_avx2()) return NULL;
+    switch (qtype) {
+    case SLM_DTYPE_Q4_0: return slm_qdot4_q4_0_avx2;
+    case SLM_DTYPE_Q4_1: return slm_qdot4_q4_1_avx2;
+    case SLM_DTYPE_Q8_0: return slm_qdot4_q8_0_avx2;
+    default: return NULL;
+    }
+}

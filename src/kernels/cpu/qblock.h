@@ -50,6 +50,16 @@ float slm_qdot_q4_0_avx2(const void *w, const slm_q8_block *a, int nb);
 float slm_qdot_q4_1_avx2(const void *w, const slm_q8_block *a, int nb);
 float slm_qdot_q8_0_avx2(const void *w, const slm_q8_block *a, int nb);
 
+/* One weight row against 4 activation rows a, a + lda, a + 2 lda, a + 3 lda
+ * (lda in blocks): out[k] is exactly the one-row dot of row k (prefill). */
+typedef void (*slm_qdot4_fn)(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out);
+void slm_qdot4_q4_0_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out);
+void slm_qdot4_q4_1_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out);
+void slm_qdot4_q8_0_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out);
+/* The 4-row dot for qtype: the AVX2 one when simd and the CPU has it, else
+ * NULL (callers then loop over the one-row dot). */
+slm_qdot4_fn slm_qdot4_get(int qtype, bool simd);
+
 /* Whether this CPU runs the AVX2+FMA+F16C kernels (checked once). */
 bool slm_cpu_has_avx2(void);
 

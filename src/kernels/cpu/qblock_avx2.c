@@ -7,6 +7,7 @@
  * fma by the block's d_w*d_a into 8 float accumulators. */
 #include "kernels/cpu/qblock.h"
 #include "core/core.h"
+#include "core/dtype.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -42,41 +43,61 @@ SLM_AVX2 static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* One weight row against NT activation rows (a, a + lda, ...), so the
+ * weight blocks are unpacked once per NT tokens; qtype and NT are constants
+ * at every call site, so each instance compiles to a straight loop. Per
+ * token the operations are those of the one-token dot, in the same order. */
+SLM_AVX2 static inline __attribute__((always_inline)) void dot_rows(const uint8_t *b, const slm_q8_block *a,
+                                                                    int64_t lda, int nb, int qtype, int NT,
+                                                                    float *out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const size_t bytes = qtype == SLM_DTYPE_Q4_0 ? 18 : qtype == SLM_DTYPE_Q4_1 ? 20 : 34;
+    for (int i = 0; i < nb; i++, b += bytes) {
+        const float dw = half_at(b);
+        __m256i qx;
+        float mw = 0.0f;
+        if (qtype == SLM_DTYPE_Q4_0) qx = _mm256_sub_epi8(nibbles_32(b + 2), _mm256_set1_epi8(8));
+        else if (qtype == SLM_DTYPE_Q4_1) qx = nibbles_32(b + 4), mw = half_at(b + 2);
+        else qx = _mm256_loadu_si256((const __m256i *)(b + 2));
+        for (int k = 0; k < NT; k++) {
+            const slm_q8_block *ak = a + k * lda + i;
+            const __m256 d = _mm256_set1_ps(dw * ak->d);
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)ak->qs);
+            if (qtype == SLM_DTYPE_Q4_1) {
+                summs[k] += mw * ak->s;
+                acc[k] = _mm256_fmadd_ps(d, dot_us(qx, qy), acc[k]);
+            } else {
+                acc[k] = _mm256_fmadd_ps(d, dot_ss(qx, qy), acc[k]);
+            }
+        }
+    }
+    for (int k = 0; k < NT; k++) out[k] = hsum(acc[k]) + summs[k];
+}
+
 SLM_AVX2 float slm_qdot_q4_0_avx2(const void *w, const slm_q8_block *a, int nb) {
-    const uint8_t *b = w;
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < nb; i++, b += 18, a++) {
-        const __m256 d = _mm256_set1_ps(half_at(b) * a->d);
-        const __m256i qx = _mm256_sub_epi8(nibbles_32(b + 2), _mm256_set1_epi8(8));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)a->qs);
-        acc = _mm256_fmadd_ps(d, dot_ss(qx, qy), acc);
-    }
-    return hsum(acc);
+    float r;
+    dot_rows(w, a, 0, nb, SLM_DTYPE_Q4_0, 1, &r);
+    return r;
 }
-
 SLM_AVX2 float slm_qdot_q4_1_avx2(const void *w, const slm_q8_block *a, int nb) {
-    const uint8_t *b = w;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
-    for (int i = 0; i < nb; i++, b += 20, a++) {
-        summs += half_at(b + 2) * a->s;
-        const __m256 d = _mm256_set1_ps(half_at(b) * a->d);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)a->qs);
-        acc = _mm256_fmadd_ps(d, dot_us(nibbles_32(b + 4), qy), acc);
-    }
-    return hsum(acc) + summs;
+    float r;
+    dot_rows(w, a, 0, nb, SLM_DTYPE_Q4_1, 1, &r);
+    return r;
 }
-
 SLM_AVX2 float slm_qdot_q8_0_avx2(const void *w, const slm_q8_block *a, int nb) {
-    const uint8_t *b = w;
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < nb; i++, b += 34, a++) {
-        const __m256 d = _mm256_set1_ps(half_at(b) * a->d);
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)(b + 2));
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)a->qs);
-        acc = _mm256_fmadd_ps(d, dot_ss(qx, qy), acc);
-    }
-    return hsum(acc);
+    float r;
+    dot_rows(w, a, 0, nb, SLM_DTYPE_Q8_0, 1, &r);
+    return r;
+}
+SLM_AVX2 void slm_qdot4_q4_0_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out) {
+    dot_rows(w, a, lda, nb, SLM_DTYPE_Q4_0, 4, out);
+}
+SLM_AVX2 void slm_qdot4_q4_1_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out) {
+    dot_rows(w, a, lda, nb, SLM_DTYPE_Q4_1, 4, out);
+}
+SLM_AVX2 void slm_qdot4_q8_0_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out) {
+    dot_rows(w, a, lda, nb, SLM_DTYPE_Q8_0, 4, out);
 }
 
 #else /* not x86: slm_cpu_has_avx2() is false and these are never chosen */
@@ -84,5 +105,14 @@ SLM_AVX2 float slm_qdot_q8_0_avx2(const void *w, const slm_q8_block *a, int nb) 
 float slm_qdot_q4_0_avx2(const void *w, const slm_q8_block *a, int nb) { return slm_qdot_q4_0_ref(w, a, nb); }
 float slm_qdot_q4_1_avx2(const void *w, const slm_q8_block *a, int nb) { return slm_qdot_q4_1_ref(w, a, nb); }
 float slm_qdot_q8_0_avx2(const void *w, const slm_q8_block *a, int nb) { return slm_qdot_q8_0_ref(w, a, nb); }
+void slm_qdot4_q4_0_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out) {
+    for (int k = 0; k < 4; k++) out[k] = slm_qdot_q4_0_ref(w, a + k * lda, nb);
+}
+void slm_qdot4_q4_1_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out) {
+    for (int k = 0; k < 4; k++) out[k] = slm_qdot_q4_1_ref(w, a + k * lda, nb);
+}
+void slm_qdot4_q8_0_avx2(const void *w, const slm_q8_block *a, int64_t lda, int nb, float *out) {
+    for (int k = 0; k < 4; k++) out[k] = slm_qdot_q8_0_ref(w, a + k * lda, nb);
+}
 
 #endif
