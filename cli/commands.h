@@ -17,6 +17,7 @@ int slm_cmd_generate(int argc, char **argv);
 int slm_cmd_tokenize(int argc, char **argv);
 int slm_cmd_convert(int argc, char **argv);
 int slm_cmd_eval(int argc, char **argv);
+int slm_cmd_rom(int argc, char **argv);
 
 /* Prints "error: <slm_last_error()>" and returns the CLI's failure status 1. */
 int slm_cli_report(slm_status st);

@@ -124,7 +124,12 @@ static void swiglu_rows(float *g, const float *u, int T, int F) {
 
 /* ---- one block ------------------------------------------------------------------- */
 
-static void block_forward(slm_context *c, int layer, int T) {
+static bool hook_stops(slm_context *c, int layer, slm_fwd_point pt, int T, const float *rows, int64_t ld) {
+    return c->hook && c->hook(c->hook_user, layer, pt, T, rows, ld);
+}
+
+/* Returns true when the hook ended the block early. */
+static bool block_forward(slm_context *c, int layer, int T) {
     const slm_config *cfg = &c->m->cfg;
     const slm_block *b = &c->m->blocks[layer];
     int D = cfg->d_model, Q = cfg->n_heads * cfg->head_dim, KV = c->kv_dim, F = b->d_ff;
@@ -132,18 +137,23 @@ static void block_forward(slm_context *c, int layer, int T) {
     float *vc = slm_context_v(c, layer) + (int64_t)c->n_past * KV;
 
     rmsnorm_rows(c->xn, c->x, b->attn_norm, T, D, cfg->norm_eps);
+    if (hook_stops(c, layer, SLM_FWD_ATTN_IN, T, c->xn, D)) return true;
     slm_linear_forward(&b->lin[SLM_PROJ_Q], T, c->xn, D, c->q, Q, 0.0f, c->lin_tmp);
     slm_linear_forward(&b->lin[SLM_PROJ_K], T, c->xn, D, kc, KV, 0.0f, c->lin_tmp);
     slm_linear_forward(&b->lin[SLM_PROJ_V], T, c->xn, D, vc, KV, 0.0f, c->lin_tmp);
     rope_rows(c, layer, T);
     slm_attention_forward(c, layer, T, c->q, c->att);
+    if (hook_stops(c, layer, SLM_FWD_O_IN, T, c->att, Q)) return true;
     slm_linear_forward(&b->lin[SLM_PROJ_O], T, c->att, Q, c->x, D, 1.0f, c->lin_tmp);
 
     rmsnorm_rows(c->xn, c->x, b->ffn_norm, T, D, cfg->norm_eps);
+    if (hook_stops(c, layer, SLM_FWD_MLP_IN, T, c->xn, D)) return true;
     slm_linear_forward(&b->lin[SLM_PROJ_GATE], T, c->xn, D, c->ffg, F, 0.0f, c->lin_tmp);
     slm_linear_forward(&b->lin[SLM_PROJ_UP], T, c->xn, D, c->ffu, F, 0.0f, c->lin_tmp);
     swiglu_rows(c->ffg, c->ffu, T, F);
+    if (hook_stops(c, layer, SLM_FWD_DOWN_IN, T, c->ffg, F)) return true;
     slm_linear_forward(&b->lin[SLM_PROJ_DOWN], T, c->ffg, F, c->x, D, 1.0f, c->lin_tmp);
+    return false;
 }
 
 /* ---- decode ------------------------------------------------------------------------ */
@@ -180,7 +190,8 @@ static slm_status decode_step(slm_context *c, const int32_t *tokens, int T, bool
         memcpy(c->x + (int64_t)t * D, m->tok_embd + (int64_t)tokens[t] * D, (size_t)D * sizeof(float));
     for (int l = 0; l < cfg->n_layers; l++) {
         if (!m->blocks[l].kept) continue;
-        block_forward(c, l, T);
+        if (block_forward(c, l, T))
+            return slm_fail(SLM_ERR_STATE, "%s: block %d: stopped by the forward hook", model_name(m), l);
         if (!slm_all_finite(c->x, (int64_t)T * D))
             return slm_fail(SLM_ERR_NUMERIC, "%s: block %d: NaN or Inf in the activations", model_name(m), l);
     }
@@ -196,6 +207,24 @@ static slm_status decode_step(slm_context *c, const int32_t *tokens, int T, bool
     }
     if (!slm_all_finite(logits, (int64_t)(all_logits ? T : 1) * V))
         return slm_fail(SLM_ERR_NUMERIC, "%s: output: NaN or Inf in the logits", model_name(m));
+    return SLM_OK;
+}
+
+slm_status slm_block_forward_rows(slm_context *c, int layer, float *x, int T, bool *stopped) {
+    const slm_model *m = c->m;
+    int64_t D = m->cfg.d_model;
+    if (layer < 0 || layer >= m->cfg.n_layers || T <= 0 || T > c->n_batch)
+        return slm_fail(SLM_ERR_ARG, "block forward: layer %d, %d rows (batch %d)", layer, T, c->n_batch);
+    slm_status st = ensure_lin_tmp(c);
+    if (st) return st;
+    c->n_past = 0;
+    memcpy(c->x, x, (size_t)(T * D) * sizeof(float));
+    bool stop = m->blocks[layer].kept && block_forward(c, layer, T);
+    if (stopped) *stopped = stop;
+    if (stop) return SLM_OK; /* x keeps the block's input */
+    if (!slm_all_finite(c->x, T * D))
+        return slm_fail(SLM_ERR_NUMERIC, "%s: block %d: NaN or Inf in the activations", model_name(m), layer);
+    memcpy(x, c->x, (size_t)(T * D) * sizeof(float));
     return SLM_OK;
 }
 

@@ -34,6 +34,23 @@ const slm_linear_ops *slm_linear_ops_get(slm_linear_kind k);
 void slm_linear_forward(const slm_linear *l, int T, const float *x, int64_t ldx, float *y, int64_t ldy,
                         float beta, float *tmp);
 
+/* ---- forward hook ------------------------------------------------------------------ */
+
+/* The four places inside a block where linears read their input rows
+ * (compression methods gather calibration statistics there). */
+typedef enum slm_fwd_point {
+    SLM_FWD_ATTN_IN = 0, /* [T][D] normed attention input, read by q, k, v */
+    SLM_FWD_O_IN,        /* [T][Q] attention output, read by o */
+    SLM_FWD_MLP_IN,      /* [T][D] normed MLP input, read by gate, up */
+    SLM_FWD_DOWN_IN,     /* [T][F] silu(gate) * up, read by down */
+    SLM_FWD_POINT_COUNT
+} slm_fwd_point;
+/* Sees rows [T][n] (row stride ld) before the point's linears run.
+ * Returning true ends the block there (slm_block_forward_rows reports it;
+ * slm_decode fails with SLM_ERR_STATE), so a calibration pass that needs
+ * one input does not pay for the rest of the block. */
+typedef bool (*slm_fwd_hook)(void *user, int layer, slm_fwd_point pt, int T, const float *rows, int64_t ld);
+
 /* ---- context --------------------------------------------------------------------- */
 
 struct slm_context {
@@ -61,6 +78,8 @@ struct slm_context {
      * changes after creation to need more */
     float *lin_tmp;
     int64_t lin_tmp_floats;
+    slm_fwd_hook hook; /* NULL, or called at each slm_fwd_point of every block */
+    void *hook_user;
 };
 
 /* Query rows per attention task: bounds the score scratch to TILE x C per
@@ -81,6 +100,13 @@ void slm_attention_forward(slm_context *c, int layer, int T, const float *q, flo
 
 /* Scratch floats the plan's linear kinds need for T rows (max over linears). */
 int64_t slm_plan_tmp_floats(const slm_model *m, int T);
+
+/* Runs block `layer` alone on x [T][D] (in: its input residual, out: its
+ * output) as one sequence at positions 0..T-1 (overwrites that layer's KV
+ * rows), T <= n_batch; leaves n_past at 0. *stopped (may be NULL) tells
+ * whether the hook ended the block early (x is then left unchanged).
+ * Compression methods stream calibration data block by block with it. */
+slm_status slm_block_forward_rows(slm_context *c, int layer, float *x, int T, bool *stopped);
 
 /* ---- test / bench helper ------------------------------------------------------------ */
 

@@ -1,0 +1,171 @@
+/* LLM-ROM (arXiv 2312.07046): training-free layer-wise reduced-order
+ * compression, and the two baselines that share its core (docs/rom.md).
+ *
+ * For a linear Y = W X (W [d2][d1], d2 = n_out, d1 = n_in) and calibration
+ * inputs with covariance C_X = sum_t x_t x_t^T [d1][d1] (fp64):
+ *   rom      C_Y = W C_X W^T [d2][d2]; V_r [r][d2] = its top-r eigenvectors;
+ *            W ~= W1 W2 with W1 = V_r^T [d2][r] (the linear's a) and
+ *            W2 = V_r W [r][d1] (its b). Inputs come from the model whose
+ *            earlier linears are already compressed (sequential).
+ *   svd-llm  C_X = L L^T (Cholesky, shifted when not positive definite);
+ *            V_r = top-r left singular vectors of W L: the same subspace as
+ *            rom's, but from the ORIGINAL model's inputs (non-sequential).
+ *            W1 = V_r^T, W2 = V_r W, which equals SVD-LLM's
+ *            U_r S_r V_r^T L^-1 without inverting L.
+ *   svd      data-free: W = U S V^T, W1 = U_r sqrt(S_r), W2 = sqrt(S_r) V_r^T.
+ * Rank rule (the paper's): r = floor(b d1 d2 / (d1 + d2)) for a module
+ * budget b, so r (d1 + d2) ~= b d1 d2; a linear is factored only when
+ * r (d1 + d2) < d1 d2. Plans compress the last N blocks (first_block = L-N).
+ *
+ * Calibration is streamed block by block: the residual stream of every
+ * calibration sequence at the current block's input is all that is held
+ * ([S][T][D] fp32); statistics are gathered through the forward pass's hook
+ * (model/forward.h), so there is no second forward pass.
+ */
+#ifndef SLM_COMPRESS_ROM_H
+#define SLM_COMPRESS_ROM_H
+
+#include "model/forward.h"
+
+typedef enum slm_rom_method {
+    SLM_ROM_METHOD_ROM = 0,
+    SLM_ROM_METHOD_SVD_LLM,
+    SLM_ROM_METHOD_SVD,
+    SLM_ROM_METHOD_COUNT
+} slm_rom_method;
+const char *slm_rom_method_name(slm_rom_method m); /* "rom", "svd-llm", "svd" */
+slm_status slm_rom_method_parse(const char *s, slm_rom_method *out);
+
+/* ---- ranks and plans (rank.c) ------------------------------------------------------ */
+
+/* floor(b * d1 * d2 / (d1 + d2)), at least 0. */
+int slm_rom_rank(double b, int d1, int d2);
+/* Whether rank r factors of a d2 x d1 matrix have fewer parameters than it. */
+bool slm_rom_rank_saves(int r, int d1, int d2);
+
+typedef struct slm_rom_plan {
+    int first_block;      /* blocks first_block..L-1 are compressed ("last:N": L - N) */
+    double module_budget; /* b of the rank rule */
+    int rank_override;    /* > 0: every compressed linear gets min(this, d1, d2) and is factored
+                             even when that saves nothing (tests: full-rank round trip) */
+} slm_rom_plan;
+
+/* Rank a linear of the plan gets (0: left dense). */
+int slm_rom_plan_rank(const slm_rom_plan *p, int n_out, int n_in);
+/* Parameters of the whole model (as slm_model_get_stats counts them) after the plan. */
+int64_t slm_rom_plan_params(const slm_model *m, const slm_rom_plan *p);
+/* The largest module budget (to 1e-4) for the last n_blocks blocks whose
+ * model has at most budget * (dense parameters); SLM_ERR_ARG when even
+ * rank 1 everywhere is too large. */
+slm_status slm_rom_plan_for_budget(const slm_model *m, double budget, int n_blocks, slm_rom_plan *out);
+
+/* ---- the linear-algebra core (basis.c) ------------------------------------------------ */
+
+/* rom: vr [r][n_out] = the top-r eigenvectors of C_Y = W C_X W^T (rows, by
+ * descending eigenvalue; LAPACK dsyevr over that index range only),
+ * eig [r] their eigenvalues, *trace = tr(C_Y) = ||Y||_F^2 on the calibration
+ * data, so ||Y - V_r^T V_r Y||^2 = trace - sum(eig). w [n_out][n_in], cx [n_in][n_in]. */
+slm_status slm_rom_output_basis(const double *w, int n_out, int n_in, const double *cx, int r, double *vr,
+                                double *eig, double *trace);
+/* svd-llm: the same outputs from the left singular vectors of W L, C_X = L L^T
+ * (eig = squared singular values). *shift gets the diagonal shift used (0 when
+ * C_X was positive definite). */
+slm_status slm_rom_whitened_basis(const double *w, int n_out, int n_in, const double *cx, int r, double *vr,
+                                  double *eig, double *trace, double *shift);
+
+typedef struct slm_rom_linear_report {
+    int rank;                  /* 0: left as it was */
+    int64_t params_before, params_after;
+    double rel_err;            /* rom/svd-llm: discarded output energy on the calibration data,
+                                  ||Y - W1 W2 X||^2 / ||Y||^2; svd: ||W - W1 W2||_F^2 / ||W||_F^2 */
+} slm_rom_linear_report;
+
+/* Factors l (dense or QBLOCK, n_out x n_in) at rank r: a [n_out][r], b [r][n_in]
+ * (fp32, caller's buffers). cx [n_in][n_in] full symmetric, NULL for svd. */
+slm_status slm_rom_factor_linear(const slm_linear *l, slm_rom_method method, const double *cx, int r, float *a,
+                                 float *b, slm_rom_linear_report *rep);
+
+/* ---- calibration data (calib.c) ------------------------------------------------------ */
+
+typedef struct slm_rom_calib {
+    int32_t *tokens; /* [n_seqs][seq_len] */
+    int n_seqs, seq_len;
+    char source[256]; /* what it was drawn from, for reports */
+} slm_rom_calib;
+
+/* spec: "mix" (training splits of arc_easy, arc_challenge, openbookqa,
+ * documents shuffled), "task:NAME" (one of those), or "text:FILE" (a path,
+ * relative ones tried as given and then under data_dir). n_seqs windows of
+ * seq_len tokens at random offsets (seed) of the tokenised text; the first
+ * token is BOS when the vocabulary adds one. Refuses wikitext test text. */
+slm_status slm_rom_calib_load(const slm_tokenizer *tok, const char *spec, const char *data_dir, int n_seqs,
+                              int seq_len, uint64_t seed, slm_rom_calib *out);
+void slm_rom_calib_free(slm_rom_calib *c);
+/* Views of sequences [first, first + n) of c (no copy). */
+slm_rom_calib slm_rom_calib_slice(const slm_rom_calib *c, int first, int n);
+
+/* Mean next-token NLL (nats) of m over the calibration sequences (the
+ * planner's proxy and the report's before/after loss). */
+slm_status slm_rom_calib_nll(const slm_model *m, const slm_rom_calib *c, double *nll);
+
+/* ---- compression (rom.c) ----------------------------------------------------------------- */
+
+typedef struct slm_rom_params {
+    slm_rom_method method;
+    slm_rom_plan plan;
+    bool quiet;          /* no progress bars */
+    bool detached;       /* factors malloc'd and listed in the report (freed by
+                            slm_rom_report_free) instead of owned by the model: the
+                            planner tries a plan and puts the dense linears back */
+    slm_fwd_hook observe; /* NULL, or sees every calibration input the method
+                             gathers statistics from (return value ignored) */
+    void *observe_user;
+} slm_rom_params;
+slm_rom_params slm_rom_default_params(void);
+
+typedef struct slm_rom_block_report {
+    int layer;
+    bool compressed;
+    slm_rom_linear_report lin[SLM_PROJ_COUNT];
+    double seconds;
+} slm_rom_block_report;
+
+typedef struct slm_rom_report {
+    slm_rom_block_report *blocks; /* [L] */
+    int n_blocks;
+    int64_t params_before, params_after; /* whole model */
+    double seconds;
+    void **bufs; /* detached factors */
+    int n_bufs;
+} slm_rom_report;
+void slm_rom_report_free(slm_rom_report *r);
+
+/* Compresses m in place by p's plan, streaming cal block by block (cal may
+ * be NULL for svd). On failure the model may be partly compressed. */
+slm_status slm_rom_compress(slm_model *m, const slm_rom_calib *cal, const slm_rom_params *p, slm_rom_report *out);
+
+/* ---- automatic planner (planner.c) ----------------------------------------------------- */
+
+typedef struct slm_rom_candidate {
+    slm_rom_plan plan;
+    int64_t params;
+    double heldout_nll;
+} slm_rom_candidate;
+
+typedef struct slm_rom_auto_report {
+    slm_rom_candidate cand[8];
+    int n_cand;
+    int chosen;
+    int n_fit, n_heldout; /* calibration sequences used to fit / score each candidate */
+} slm_rom_auto_report;
+
+/* Chooses N (blocks from the end) and the module budget b that meet budget
+ * (fraction of the dense model's parameters, embeddings included, as the
+ * paper counts): a few N from the smallest feasible to L, b the largest that
+ * fits for each, each tried on a proxy (the method on up to 32 calibration
+ * sequences) and scored by the next-token NLL of held-out calibration
+ * sequences (the last eighth, at least 2). m is left as it was. */
+slm_status slm_rom_auto_plan(slm_model *m, const slm_rom_calib *cal, double budget, const slm_rom_params *base,
+                             slm_rom_plan *out, slm_rom_auto_report *rep);
+
+#endif
