@@ -108,7 +108,7 @@ int slm_cmd_rom(int argc, char **argv) {
         {"output-model", 'o', SLM_OPT_STRING, &out_path, "OUT", "write the model: OUT.gguf, else a safetensors directory"},
         {"budget", 'b', SLM_OPT_FLOAT, &budget, "F", "overall parameter fraction (all parameters, embeddings included)"},
         {"method", 'm', SLM_OPT_STRING, &method, "M", "rom (sequential), svd-llm (whitening), svd (data-free)"},
-        {"blocks", 0, SLM_OPT_STRING, &blocks, "last:N", "hand plan: compress the last N blocks (with --module-budget)"},
+        {"blocks", 0, SLM_OPT_STRING, &blocks, "last:N", "hand plan: compress the last N blocks (b from --budget unless --module-budget)"},
         {"module-budget", 0, SLM_OPT_FLOAT, &module_budget, "B", "hand plan: rank r = floor(B d1 d2 / (d1 + d2))"},
         {"calib", 'c', SLM_OPT_STRING, &calib, "SRC", "mix | task:NAME | text:FILE (relative to --data-dir or cwd)"},
         {"batch", 0, SLM_OPT_INT, &batch, "N", "calibration sequences"},
@@ -136,8 +136,8 @@ int slm_cmd_rom(int argc, char **argv) {
     if (!st && !out_path) st = slm_fail(SLM_ERR_ARG, "rom: -o OUT is required");
     if (!st && blocks && (sscanf(blocks, "last:%d", &last_n) != 1 || last_n < 1))
         st = slm_fail(SLM_ERR_ARG, "--blocks %s: expected last:N", blocks);
-    if (!st && (blocks != NULL) != (module_budget > 0))
-        st = slm_fail(SLM_ERR_ARG, "--blocks and --module-budget go together (or neither: automatic plan)");
+    if (!st && !blocks && module_budget > 0)
+        st = slm_fail(SLM_ERR_ARG, "--module-budget needs --blocks last:N");
     if (st) {
         free(pos);
         return slm_cli_report(st);
@@ -158,6 +158,8 @@ int slm_cmd_rom(int argc, char **argv) {
         if (last_n > m->cfg.n_layers) st = slm_fail(SLM_ERR_ARG, "--blocks last:%d: the model has %d blocks", last_n, m->cfg.n_layers);
         p.plan.first_block = m->cfg.n_layers - last_n;
         p.plan.module_budget = module_budget;
+        /* --blocks alone: the module budget that meets --budget with those blocks */
+        if (!st && module_budget <= 0) st = slm_rom_plan_for_budget(m, budget, last_n, &p.plan);
     } else if (!st) {
         st = slm_rom_auto_plan(m, &cal, budget, &p, &p.plan, &ar);
         if (!st)
