@@ -148,9 +148,10 @@ def load_mrpc(dd, n):
             for r in rows]
 
 
-def load_mmlu(dd, n_unused):
+def load_mmlu(dd, n):
+    """The first question of each of the first n subjects (alphabetical)."""
     out = []
-    for fn in sorted(os.listdir(f"{dd}/mmlu/test")):
+    for fn in sorted(os.listdir(f"{dd}/mmlu/test"))[:n]:
         subject = fn[:-len("_test.csv")]
         r = next(csv.reader(open(f"{dd}/mmlu/test/{fn}", encoding="utf-8")))
         desc = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
@@ -276,6 +277,7 @@ def main():
     ap.add_argument("--partial", default="", help="file keeping finished tasks (default OUT.partial.json)")
     ap.add_argument("--merge", default="", help="comma-separated partial files of other runs to take results from")
     ap.add_argument("--models", default="f32,q4_1", help="which llama.cpp references to compute")
+    ap.add_argument("--task-docs", default="", help="per-task document counts overriding --docs, e.g. boolq=50")
     ap.add_argument("--no-score", action="store_true", help="prompts and ids only (quick check of prompt building)")
     ap.add_argument("--q41-docs", type=int, default=10, help="documents per task also scored on the Q4_1 file")
     args = ap.parse_args()
@@ -290,8 +292,9 @@ def main():
     paths = {"f32": F32, "q4_1": Q41}
 
     result = {"lm_eval_version": "0.4.13", "model": os.path.basename(Q41), "bos": bos, "tasks": {}}
+    per_task = {k: int(v) for k, v in (x.split("=") for x in filter(None, args.task_docs.split(",")))}
     for name in args.tasks.split(","):
-        docs = TASKS[name](args.data_dir, args.docs)
+        docs = TASKS[name](args.data_dir, per_task.get(name, args.docs))
         for d in docs:
             d["ctx_ids"], d["cont_ids"] = [], []
             for c, k in zip(d["ctx"], d["cont"]):
