@@ -36,6 +36,11 @@ static void put_piece(const slm_tokenizer *tok, int32_t id) {
     char buf[256];
     int n = slm_token_to_piece(tok, id, buf, (int)sizeof buf);
     if (n > 0) fwrite(buf, 1, (size_t)n, stdout);
+    if (n < -1) { /* a piece longer than buf: fetch it whole */
+        char *big = malloc((size_t)-n);
+        if (big && slm_token_to_piece(tok, id, big, -n) == -n) fwrite(big, 1, (size_t)-n, stdout);
+        free(big);
+    }
     fflush(stdout);
 }
 

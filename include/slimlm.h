@@ -108,7 +108,9 @@ slm_status slm_tokenize(const slm_tokenizer *t, const char *text, size_t len,
                         bool add_special, bool parse_special,
                         int32_t *ids, size_t cap, size_t *n_out);
 /* The bytes of one token's text (after reversing byte-level / ▁ mapping).
- * Returns the number of bytes written (at most cap) or -1 for a bad id. */
+ * Returns the number of bytes written; when the piece is longer than cap,
+ * writes nothing and returns -(bytes needed) (< -1 unless the piece is 1 byte
+ * and cap 0); -1 also for a bad id, so callers check id range first. */
 int slm_token_to_piece(const slm_tokenizer *t, int32_t id, char *buf, int cap);
 int slm_tokenizer_n_vocab(const slm_tokenizer *t);
 int32_t slm_tokenizer_bos(const slm_tokenizer *t); /* -1 when none */

@@ -348,7 +348,9 @@ bool slm_tokenizer_adds_bos(const slm_tokenizer *t) { return t && t->add_bos && 
 int slm_token_to_piece(const slm_tokenizer *t, int32_t id, char *buf, int cap) {
     if (!t || id < 0 || id >= t->n_vocab || cap < 0) return -1;
     uint32_t n = t->piece_len[id];
-    if (n > (uint32_t)cap) n = (uint32_t)cap;
+    /* Never truncate silently: a short buffer gets the size it needs, negated
+     * (as llama.cpp's llama_token_to_piece does), and nothing is written. */
+    if (n > (uint32_t)cap) return n > (uint32_t)INT32_MAX ? INT32_MIN : -(int)n;
     memcpy(buf, t->piece_blob + t->piece_off[id], n);
     return (int)n;
 }

@@ -44,12 +44,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t *ids;
     size_t n;
     if (slm_tokenizer_encode(g_tok, (const char *)data, size, true, special, &ids, &n) != SLM_OK) abort();
-    char *out = malloc(n * 64 + 1);
-    size_t k = 0;
+    /* Pieces can be long (SmolLM2 has an 80-'#' token, up to 162 bytes):
+     * size each one first so a short buffer can't hide a mismatch. */
+    size_t cap = 0;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= slm_tokenizer_n_vocab(g_tok)) abort();
+        int need = slm_token_to_piece(g_tok, ids[i], NULL, 0);
+        cap += (size_t)(need < 0 ? -need : need);
+    }
+    char *out = malloc(cap + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
         if (i == 0 && slm_tokenizer_adds_bos(g_tok)) continue;
-        int m = slm_token_to_piece(g_tok, ids[i], out + k, 64);
+        int m = slm_token_to_piece(g_tok, ids[i], out + k, (int)(cap - k));
         if (m < 0) abort();
         k += (size_t)m;
     }
