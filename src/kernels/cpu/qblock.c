@@ -72,12 +72,20 @@ float slm_qdot_q8_0_ref(const void *w, const slm_q8_block *a, int nb) {
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 bool slm_cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
     static int has = -1; /* a benign race: every thread computes the same value */
     if (has < 0) {
         __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        /* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports
+         * does not know "f16c", and the fuzz build uses clang. */
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+        has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     }
     return has == 1;
 #else
