@@ -8,7 +8,9 @@
  *     one, while at the first compressed block's attention input they equal
  *     the original's (nothing before it is compressed); svd-llm's gathered
  *     inputs equal the original model's everywhere;
- *  3. the compressed model survives a GGUF round trip (same logits). */
+ *  3. the compressed model survives a GGUF round trip (same logits);
+ *  4. the automatic planner's choice meets the budget, is the candidate with
+ *     the lowest held-out NLL, and leaves the model as it was. */
 #include "compress/rom/rom.h"
 #include "test_util.h"
 
@@ -201,7 +203,39 @@ static void sequential(slm_rom_method method) {
     slm_model_free(m1);
 }
 
+static void planner(void) {
+    slm_config cfg = config();
+    slm_model *m;
+    slm_model_new_random(&cfg, 13, &m);
+    int32_t tok[S * T];
+    slm_rom_calib cal;
+    make_calib(&cal, tok);
+    float *a = malloc(sizeof(float) * T * 97), *b = malloc(sizeof(float) * T * 97);
+    logits_of(m, tok, a);
+    slm_rom_params p = slm_rom_default_params();
+    p.quiet = true;
+    slm_rom_plan plan;
+    slm_rom_auto_report ar;
+    if (CHECK(slm_rom_auto_plan(m, &cal, 0.85, &p, &plan, &ar) == SLM_OK, "planner: %s", slm_last_error())) {
+        double dense = (double)slm_model_get_stats(m, 1).n_params_dense;
+        for (int i = 0; i < ar.n_cand; i++) {
+            printf("planner candidate last %d at b %.4f: %.4f of dense, held-out NLL %.5f%s\n",
+                   L - ar.cand[i].plan.first_block, ar.cand[i].plan.module_budget, (double)ar.cand[i].params / dense,
+                   ar.cand[i].heldout_nll, i == ar.chosen ? "  <- chosen" : "");
+            CHECK((double)ar.cand[i].params <= 0.85 * dense, "candidate %d over budget", i);
+            CHECK(ar.cand[i].heldout_nll >= ar.cand[ar.chosen].heldout_nll, "chosen is not the lowest NLL");
+        }
+        CHECK(ar.n_cand >= 2 && plan.first_block == ar.cand[ar.chosen].plan.first_block, "%d candidates", ar.n_cand);
+    }
+    logits_of(m, tok, b);
+    CHECK_CLOSE("model after planning vs before", b, a, (size_t)T * 97, 0.0);
+    free(a);
+    free(b);
+    slm_model_free(m);
+}
+
 int main(void) {
+    planner();
     full_rank(SLM_ROM_METHOD_ROM);
     full_rank(SLM_ROM_METHOD_SVD_LLM);
     full_rank(SLM_ROM_METHOD_SVD);
