@@ -21,6 +21,13 @@ llama.cpp's kernels. The C test (tests/unit/test_eval_golden.c) compares
 prompts, ids and log-likelihoods. Run once; the tests never call Python:
 
   python3 tools/make_eval_golden.py [--docs 50] [--data-dir ../shared/data]
+
+On a loaded 2-core machine llama.cpp F32 ran at 1-5 tokens/s, so the golden
+was built in pieces: runs over task subsets (--tasks, --partial FILE), then
+  python3 tools/make_eval_golden.py --available-only --docs 10 \
+      --task-docs boolq=50,mrpc=50 --merge FILE,FILE,...
+which writes every task's prompts and ids and the llama.cpp results of the
+tasks already scored. Finished results live in ~/.cache/slimlm/eval-golden/.
 """
 import argparse
 import bz2
@@ -274,10 +281,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "golden", "eval_requests.json.gz"))
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--partial", default="", help="file keeping finished tasks (default OUT.partial.json)")
+    ap.add_argument("--partial", default="", help="file keeping finished tasks (default ~/.cache/slimlm/eval-golden/p1.json)")
     ap.add_argument("--merge", default="", help="comma-separated partial files of other runs to take results from")
     ap.add_argument("--models", default="f32,q4_1", help="which llama.cpp references to compute")
     ap.add_argument("--task-docs", default="", help="per-task document counts overriding --docs, e.g. boolq=50")
+    ap.add_argument("--available-only", action="store_true",
+                    help="score nothing: write the tasks whose F32 results the partial files already hold")
     ap.add_argument("--no-score", action="store_true", help="prompts and ids only (quick check of prompt building)")
     ap.add_argument("--q41-docs", type=int, default=10, help="documents per task also scored on the Q4_1 file")
     args = ap.parse_args()
@@ -308,11 +317,27 @@ def main():
         print(f"{name}: {len(docs)} docs", file=sys.stderr)
     # One model at a time (logits_all keeps n_ctx x V floats). Finished
     # tasks are kept in a side file so an interrupted run resumes.
-    part_path = args.partial or args.out + ".partial.json"
+    part_path = args.partial or os.path.join(CACHE, "eval-golden", "p1.json")
     part = json.load(open(part_path)) if os.path.exists(part_path) else {}
     for extra in filter(None, args.merge.split(",")):  # results of runs over other task subsets
-        part.update(json.load(open(extra)))
-    for key, path in ({} if args.no_score else paths).items():
+        if os.path.exists(extra):
+            part.update(json.load(open(extra)))
+    if args.available_only:
+        part = {}
+        for f in filter(None, [args.partial or os.path.join(CACHE, "eval-golden", "p1.json")] + args.merge.split(",")):
+            if os.path.exists(f):
+                part.update(json.load(open(f)))
+        for name in list(result["tasks"]):
+            docs = result["tasks"][name]
+            tags = {k.split("/")[0]: k for k in part if k.split("/")[1] == name}
+            if "f32" not in tags or int(tags["f32"].split("/")[2]) != len(docs):
+                print(f"{name}: prompts and ids only (no llama.cpp results yet)", file=sys.stderr)
+                continue
+            for key, tag in tags.items():
+                for d, r in zip(docs, part[tag]):
+                    for k, v in r.items():
+                        d[f"{k}_{key}"] = v
+    for key, path in ({} if args.no_score or args.available_only else paths).items():
         if key not in args.models.split(","):
             continue
         llm = None
