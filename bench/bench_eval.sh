@@ -21,7 +21,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 slm=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 grep -E '^\|(hellaswag| )' "$out/table.txt" | sed 's/^/  /'
-tok=$(grep -Eo '"tokens_decoded":[ 0-9.e+]*' "$out/r.json" | head -1 | grep -Eo '[0-9.e+]+$')
+tok=$(grep -Eo '"tokens_decoded":[[:space:]0-9.e+]*' "$out/r.json" | head -1 | grep -Eo '[0-9.e+]+$')
 echo "slimlm: $n tasks in $slm s ($(awk -v s="$slm" -v n="$n" 'BEGIN { printf "%.3f", s / n }') s/task, model load included), $tok tokens decoded"
 
 llama_line=$(python3 "$here/bench_eval_llamacpp.py" "$model" --data-dir "$data" --limit "$n" --threads "$threads" --mode "${LLAMA_MODE:-full}")
