@@ -4,7 +4,7 @@
 # LLM-ROM (training-free, layerwise PCA) and shows what that cost: #params,
 # #MACs and wikitext-2 perplexity (llama.cpp protocol, ctx 512) before and
 # after. Settings through the environment:
-#   BUDGET (0.95: overall parameter fraction), BLOCKS (8: compress the last
+#   BUDGET (0.95: overall parameter fraction), BLOCKS (4: compress the last
 #   N blocks), CALIB_BATCH (64 sequences of 128 tokens from a public-domain
 #   book), CHUNKS (40 ppl chunks; 0 = the whole test set), OUT (work dir).
 set -euo pipefail
@@ -15,7 +15,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target slimlm
 data="${SLM_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 budget=${BUDGET:-0.95}
-blocks=${BLOCKS:-8}
+blocks=${BLOCKS:-4}
 batch=${CALIB_BATCH:-64}
 chunks=${CHUNKS:-40}
 out=${OUT:-/tmp/slimlm-demo}
