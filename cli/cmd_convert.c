@@ -40,10 +40,7 @@ int slm_cmd_convert(int argc, char **argv) {
     char **pos;
     int npos;
     int rc = slm_opt_parse(&spec, argc, argv, &pos, &npos);
-    if (rc) {
-        free(pos);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc) return slm_opt_exit_status(rc);
     slm_save_params sp = slm_save_default_params();
     slm_status st = SLM_OK;
     if (!output) st = slm_fail(SLM_ERR_ARG, "convert: missing -o OUT");

@@ -71,10 +71,7 @@ int slm_cmd_eval(int argc, char **argv) {
     char **pos;
     int npos;
     int rc = slm_opt_parse(&spec, argc, argv, &pos, &npos);
-    if (rc) {
-        free(pos);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc) return slm_opt_exit_status(rc);
     slm_eval_task *tasks = NULL;
     int n_tasks = 0;
     slm_status st = slm_eval_tasks_expand(tasks_list, &tasks, &n_tasks);

@@ -124,10 +124,7 @@ int slm_cmd_generate(int argc, char **argv) {
     char **pos;
     int npos;
     int rc = slm_opt_parse(&spec, argc, argv, &pos, &npos);
-    if (rc) {
-        free(pos);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc) return slm_opt_exit_status(rc);
     if (!o.prompt) {
         free(pos);
         fprintf(stderr, "error: generate: a prompt is required (-p TEXT)\n");

@@ -117,10 +117,7 @@ int slm_cmd_info(int argc, char **argv) {
     char **pos;
     int npos;
     int rc = slm_opt_parse(&spec, argc, argv, &pos, &npos);
-    if (rc) {
-        free(pos);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc) return slm_opt_exit_status(rc);
     slm_model *m = NULL;
     if (slm_cli_load_model(pos[0], false, threads, &m)) {
         free(pos);

@@ -131,10 +131,7 @@ int slm_cmd_ppl(int argc, char **argv) {
     char **pos;
     int npos;
     int rc = slm_opt_parse(&spec, argc, argv, &pos, &npos);
-    if (rc) {
-        free(pos);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc) return slm_opt_exit_status(rc);
     bool lmeval = strcmp(protocol, "lm-eval") == 0 || strcmp(protocol, "lmeval") == 0;
     if (!lmeval && strcmp(protocol, "llamacpp") != 0) {
         fprintf(stderr, "error: --protocol: '%s' is not llamacpp or lm-eval\n", protocol);

@@ -125,10 +125,7 @@ int slm_cmd_rom(int argc, char **argv) {
     char **pos;
     int npos;
     int rc = slm_opt_parse(&spec, argc, argv, &pos, &npos);
-    if (rc) {
-        free(pos);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc) return slm_opt_exit_status(rc);
     slm_rom_params p = slm_rom_default_params();
     p.quiet = quiet;
     slm_status st = slm_rom_method_parse(method, &p.method);

@@ -65,10 +65,7 @@ int slm_cmd_tokenize(int argc, char **argv) {
     char **pos;
     int npos;
     int rc = slm_opt_parse(&spec, argc, argv, &pos, &npos);
-    if (rc) {
-        free(pos);
-        return rc == 1 ? 0 : rc;
-    }
+    if (rc) return slm_opt_exit_status(rc);
     const char *model = pos[0];
     free(pos);
     if ((prompt == NULL) == (file == NULL)) {

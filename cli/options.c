@@ -70,7 +70,7 @@ static int set_value(const slm_cli_spec *spec, const slm_option *o, const char *
     return 2;
 }
 
-int slm_opt_parse(const slm_cli_spec *spec, int argc, char **argv, char ***pos, int *n_pos) {
+static int parse_impl(const slm_cli_spec *spec, int argc, char **argv, char ***pos, int *n_pos) {
     *pos = calloc((size_t)argc + 1, sizeof **pos);
     *n_pos = 0;
     if (!*pos) {
@@ -134,4 +134,14 @@ int slm_opt_parse(const slm_cli_spec *spec, int argc, char **argv, char ***pos, 
         return 2;
     }
     return 0;
+}
+
+int slm_opt_parse(const slm_cli_spec *spec, int argc, char **argv, char ***pos, int *n_pos) {
+    int rc = parse_impl(spec, argc, argv, pos, n_pos);
+    if (rc) { /* nothing to go on with: the caller only returns */
+        free(*pos);
+        *pos = NULL;
+        *n_pos = 0;
+    }
+    return rc;
 }

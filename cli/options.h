@@ -34,10 +34,13 @@ typedef struct slm_cli_spec {
 } slm_cli_spec;
 
 /* Parses argv (argv[0] is the subcommand name). Positional arguments are
- * returned in pos (pointers into argv; caller frees the array).
+ * returned in pos (pointers into argv; the caller frees the array when the
+ * parse returns 0; otherwise it is already freed and NULL).
  * Returns 0 to go on, 1 when --help was printed (exit 0), 2 on a usage
  * error (message already printed as "error: ..."). */
 int slm_opt_parse(const slm_cli_spec *spec, int argc, char **argv, char ***pos, int *n_pos);
+/* The command's exit status for a non-zero slm_opt_parse result. */
+static inline int slm_opt_exit_status(int parse_rc) { return parse_rc == 1 ? 0 : parse_rc; }
 void slm_opt_print_help(const slm_cli_spec *spec);
 
 #endif
