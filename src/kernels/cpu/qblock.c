@@ -16,10 +16,10 @@ void slm_q8_quantize_row(const float *x, slm_q8_block *y, int64_t n) {
         float amax = 0.0f;
         for (int j = 0; j < SLM_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < SLM_QK; j++) {
-            y->qs[j] = (int8_t)roundf(x[j] * id);
+            y->qs[j] = (int8_t)nearbyintf(x[j] * id); /* default rounding mode: ties to even */
             sum += y->qs[j];
         }
         y->d = round_half(d);

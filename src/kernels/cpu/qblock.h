@@ -2,9 +2,11 @@
  * activations quantised to 8 bits on the fly, computed as llama.cpp's CPU
  * backend does (ggml-quants.c / ggml-cpu quants.c):
  *
- *   activations: per 32-block, amax = max|x|, d = amax/127, id = 1/d,
- *     q = roundf(x*id) (half away from zero), stored d = fp16(d) and, for
- *     Q8_1, s = fp16(d * sum q)  (quantize_row_q8_0_ref / _q8_1_ref);
+ *   activations: per 32-block, amax = max|x|, d = amax/127, id = 127/amax,
+ *     q = nearest(x*id) with ties to even, stored d = fp16(d) and, for
+ *     Q8_1, s = fp16(d * sum q)  (the x86 AVX quantize_row_q8_0 / _q8_1 of
+ *     ggml-cpu/arch/x86/quants.c, which llama.cpp runs on any AVX machine;
+ *     ggml's portable _ref differs: id = 1/d and ties away from zero);
  *   Q4_0 . Q8_0: sum_b  isum_b * (d_w*d_a),   w_q = nibble - 8
  *   Q4_1 . Q8_1: sum_b (d_w*d_a) * isum_b + m_w * s_a
  *   Q8_0 . Q8_0: sum_b  isum_b * (d_w*d_a)
@@ -36,7 +38,7 @@ typedef struct slm_q8_block {
     int8_t qs[SLM_QK];
 } slm_q8_block;
 
-/* x[n] (n a multiple of 32) -> y[n/32], as quantize_row_q8_1_ref. */
+/* x[n] (n a multiple of 32) -> y[n/32], as llama.cpp's x86 quantize_row_q8_1. */
 void slm_q8_quantize_row(const float *x, slm_q8_block *y, int64_t n);
 
 /* w: nb weight blocks of the type; a: nb activation blocks. */
