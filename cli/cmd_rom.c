@@ -44,7 +44,7 @@ static void print_table(const slm_model *m, const slm_rom_report *r) {
            (double)s.macs_per_token / 1e6, r->seconds);
 }
 
-static cJSON *report_json(const slm_model *m, const slm_rom_params *p, const slm_rom_calib *cal,
+static cJSON *report_json(const slm_model *m, const slm_rom_params *p, const slm_calib *cal,
                           const slm_rom_report *r, const slm_rom_auto_report *ar, double nll_before, double nll_after) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "method", slm_rom_method_name(p->method));
@@ -144,10 +144,10 @@ int slm_cmd_rom(int argc, char **argv) {
         free(pos);
         return 1;
     }
-    slm_rom_calib cal = {0};
+    slm_calib cal = {0};
     bool need_cal = p.method != SLM_ROM_METHOD_SVD || !blocks;
     if (need_cal) {
-        st = slm_rom_calib_load(slm_model_tokenizer(m), calib, data_dir, batch, seqlen, seed, &cal);
+        st = slm_calib_load(slm_model_tokenizer(m), calib, data_dir, batch, seqlen, seed, &cal);
         if (!st && !quiet) fprintf(stderr, "calibration: %d x %d tokens from %s\n", batch, seqlen, cal.source);
     }
     slm_rom_auto_report ar = {0};
@@ -165,10 +165,10 @@ int slm_cmd_rom(int argc, char **argv) {
                    ar.cand[ar.chosen].heldout_nll, ar.n_fit, ar.n_heldout);
     }
     double nll_before = 0, nll_after = 0;
-    if (!st && need_cal && !no_loss) st = slm_rom_calib_nll(m, &cal, &nll_before);
+    if (!st && need_cal && !no_loss) st = slm_calib_nll(m, &cal, &nll_before);
     slm_rom_report r = {0};
     if (!st) st = slm_rom_compress(m, need_cal ? &cal : NULL, &p, &r);
-    if (!st && need_cal && !no_loss) st = slm_rom_calib_nll(m, &cal, &nll_after);
+    if (!st && need_cal && !no_loss) st = slm_calib_nll(m, &cal, &nll_after);
     if (!st) {
         print_table(m, &r);
         if (need_cal && !no_loss) printf("calibration NLL %.4f -> %.4f\n", nll_before, nll_after);
@@ -186,7 +186,7 @@ int slm_cmd_rom(int argc, char **argv) {
         cJSON_Delete(j);
     }
     slm_rom_report_free(&r);
-    slm_rom_calib_free(&cal);
+    slm_calib_free(&cal);
     slm_model_free(m);
     free(pos);
     return rc;

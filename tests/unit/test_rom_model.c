@@ -29,9 +29,9 @@ static slm_config config(void) {
     return c;
 }
 
-static void make_calib(slm_rom_calib *c, int32_t *tok) {
+static void make_calib(slm_calib *c, int32_t *tok) {
     for (int i = 0; i < S * T; i++) tok[i] = (int32_t)((i * 37 + (i / T) * 11 + 5) % 97);
-    *c = (slm_rom_calib){.tokens = tok, .n_seqs = S, .seq_len = T};
+    *c = (slm_calib){.tokens = tok, .n_seqs = S, .seq_len = T};
 }
 
 static void logits_of(const slm_model *m, const int32_t *tok, float *out) {
@@ -48,7 +48,7 @@ static void full_rank(slm_rom_method method) {
     slm_model_new_random(&cfg, 5, &m0);
     slm_model_new_random(&cfg, 5, &m1);
     int32_t tok[S * T];
-    slm_rom_calib cal;
+    slm_calib cal;
     make_calib(&cal, tok);
     slm_rom_params p = slm_rom_default_params();
     p.method = method;
@@ -112,7 +112,7 @@ static void capture_free(capture *c) {
 }
 
 /* Every point of every block, as slm_decode of m feeds it, per sequence. */
-static void capture_decode(const slm_model *m, const slm_rom_calib *cal, capture *c) {
+static void capture_decode(const slm_model *m, const slm_calib *cal, capture *c) {
     slm_context_params cp = {.n_ctx = T, .n_batch = T};
     slm_context *ctx;
     CHECK(slm_context_new(m, &cp, &ctx) == SLM_OK, "context: %s", slm_last_error());
@@ -137,7 +137,7 @@ static void sequential(slm_rom_method method) {
     slm_model_new_random(&cfg, 9, &m0);
     slm_model_new_random(&cfg, 9, &m1);
     int32_t tok[S * T];
-    slm_rom_calib cal;
+    slm_calib cal;
     make_calib(&cal, tok);
     capture seen, orig, fin;
     capture_init(&seen, m0);
@@ -208,7 +208,7 @@ static void planner(void) {
     slm_model *m;
     slm_model_new_random(&cfg, 13, &m);
     int32_t tok[S * T];
-    slm_rom_calib cal;
+    slm_calib cal;
     make_calib(&cal, tok);
     float *a = malloc(sizeof(float) * T * 97), *b = malloc(sizeof(float) * T * 97);
     logits_of(m, tok, a);

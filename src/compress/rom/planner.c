@@ -16,7 +16,7 @@ static void restore_linears(slm_model *m, const slm_linear *saved) {
         memcpy(m->blocks[i].lin, saved + (size_t)i * SLM_PROJ_COUNT, SLM_PROJ_COUNT * sizeof(slm_linear));
 }
 
-slm_status slm_rom_auto_plan(slm_model *m, const slm_rom_calib *cal, double budget, const slm_rom_params *base,
+slm_status slm_rom_auto_plan(slm_model *m, const slm_calib *cal, double budget, const slm_rom_params *base,
                              slm_rom_plan *out, slm_rom_auto_report *rep) {
     memset(rep, 0, sizeof *rep);
     int L = m->cfg.n_layers;
@@ -24,8 +24,8 @@ slm_status slm_rom_auto_plan(slm_model *m, const slm_rom_calib *cal, double budg
         return slm_fail(SLM_ERR_ARG, "the automatic planner needs at least 4 calibration sequences (--batch)");
     int n_hold = cal->n_seqs / 8 < 2 ? 2 : cal->n_seqs / 8;
     int n_fit = cal->n_seqs - n_hold < PROXY_FIT_SEQS ? cal->n_seqs - n_hold : PROXY_FIT_SEQS;
-    slm_rom_calib fit = slm_rom_calib_slice(cal, 0, n_fit);
-    slm_rom_calib hold = slm_rom_calib_slice(cal, cal->n_seqs - n_hold, n_hold);
+    slm_calib fit = slm_calib_slice(cal, 0, n_fit);
+    slm_calib hold = slm_calib_slice(cal, cal->n_seqs - n_hold, n_hold);
     rep->n_fit = n_fit;
     rep->n_heldout = n_hold;
 
@@ -57,7 +57,7 @@ slm_status slm_rom_auto_plan(slm_model *m, const slm_rom_calib *cal, double budg
         slm_rom_report tr;
         st = slm_rom_compress(m, &fit, &tp, &tr);
         cd->params = tr.params_after;
-        if (!st) st = slm_rom_calib_nll(m, &hold, &cd->heldout_nll);
+        if (!st) st = slm_calib_nll(m, &hold, &cd->heldout_nll);
         restore_linears(m, saved);
         slm_rom_report_free(&tr);
         if (!st) {

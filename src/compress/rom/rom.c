@@ -113,7 +113,7 @@ static slm_status gather_setup(gather *g, const slm_model *m, int layer) {
 
 /* One pass of block `layer` over every calibration sequence. With stop_at
  * >= 0 X is left as it was; else X becomes the block's output. */
-static slm_status run_pass(slm_context *ctx, int layer, float *X, const slm_rom_calib *cal, gather *g, unsigned want,
+static slm_status run_pass(slm_context *ctx, int layer, float *X, const slm_calib *cal, gather *g, unsigned want,
                            int stop_at, slm_progress *pr, int64_t *done) {
     int64_t D = ctx->m->cfg.d_model, T = cal->seq_len;
     g->want = want;
@@ -189,7 +189,7 @@ static slm_status factor_group(slm_model *m, int layer, int pt, const gather *g,
 
 /* ---- the driver ------------------------------------------------------------------------- */
 
-static slm_status compress_block(slm_model *m, slm_context *ctx, int layer, float *X, const slm_rom_calib *cal,
+static slm_status compress_block(slm_model *m, slm_context *ctx, int layer, float *X, const slm_calib *cal,
                                  gather *g, const slm_rom_params *p, slm_rom_report *rep) {
     bool compress = layer >= p->plan.first_block && m->blocks[layer].kept;
     bool data = cal && p->method != SLM_ROM_METHOD_SVD;
@@ -231,7 +231,7 @@ static slm_status compress_block(slm_model *m, slm_context *ctx, int layer, floa
     return st;
 }
 
-slm_status slm_rom_compress(slm_model *m, const slm_rom_calib *cal, const slm_rom_params *p, slm_rom_report *out) {
+slm_status slm_rom_compress(slm_model *m, const slm_calib *cal, const slm_rom_params *p, slm_rom_report *out) {
     memset(out, 0, sizeof *out);
     const slm_config *cfg = &m->cfg;
     int L = cfg->n_layers;

@@ -25,6 +25,7 @@
 #ifndef SLM_COMPRESS_ROM_H
 #define SLM_COMPRESS_ROM_H
 
+#include "compress/calib.h"
 #include "model/forward.h"
 
 typedef enum slm_rom_method {
@@ -85,29 +86,6 @@ typedef struct slm_rom_linear_report {
 slm_status slm_rom_factor_linear(const slm_linear *l, slm_rom_method method, const double *cx, int r, float *a,
                                  float *b, slm_rom_linear_report *rep);
 
-/* ---- calibration data (calib.c) ------------------------------------------------------ */
-
-typedef struct slm_rom_calib {
-    int32_t *tokens; /* [n_seqs][seq_len] */
-    int n_seqs, seq_len;
-    char source[256]; /* what it was drawn from, for reports */
-} slm_rom_calib;
-
-/* spec: "mix" (training splits of arc_easy, arc_challenge, openbookqa,
- * documents shuffled), "task:NAME" (one of those), or "text:FILE" (a path,
- * relative ones tried as given and then under data_dir). n_seqs windows of
- * seq_len tokens at random offsets (seed) of the tokenised text; the first
- * token is BOS when the vocabulary adds one. Refuses wikitext test text. */
-slm_status slm_rom_calib_load(const slm_tokenizer *tok, const char *spec, const char *data_dir, int n_seqs,
-                              int seq_len, uint64_t seed, slm_rom_calib *out);
-void slm_rom_calib_free(slm_rom_calib *c);
-/* Views of sequences [first, first + n) of c (no copy). */
-slm_rom_calib slm_rom_calib_slice(const slm_rom_calib *c, int first, int n);
-
-/* Mean next-token NLL (nats) of m over the calibration sequences (the
- * planner's proxy and the report's before/after loss). */
-slm_status slm_rom_calib_nll(const slm_model *m, const slm_rom_calib *c, double *nll);
-
 /* ---- compression (rom.c) ----------------------------------------------------------------- */
 
 typedef struct slm_rom_params {
@@ -142,7 +120,7 @@ void slm_rom_report_free(slm_rom_report *r);
 
 /* Compresses m in place by p's plan, streaming cal block by block (cal may
  * be NULL for svd). On failure the model may be partly compressed. */
-slm_status slm_rom_compress(slm_model *m, const slm_rom_calib *cal, const slm_rom_params *p, slm_rom_report *out);
+slm_status slm_rom_compress(slm_model *m, const slm_calib *cal, const slm_rom_params *p, slm_rom_report *out);
 
 /* ---- automatic planner (planner.c) ----------------------------------------------------- */
 
@@ -165,7 +143,7 @@ typedef struct slm_rom_auto_report {
  * fits for each, each tried on a proxy (the method on up to 32 calibration
  * sequences) and scored by the next-token NLL of held-out calibration
  * sequences (the last eighth, at least 2). m is left as it was. */
-slm_status slm_rom_auto_plan(slm_model *m, const slm_rom_calib *cal, double budget, const slm_rom_params *base,
+slm_status slm_rom_auto_plan(slm_model *m, const slm_calib *cal, double budget, const slm_rom_params *base,
                              slm_rom_plan *out, slm_rom_auto_report *rep);
 
 #endif

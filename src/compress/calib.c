@@ -1,4 +1,4 @@
-/* Calibration data for rom / svd-llm (rom.h): token windows drawn from a
+/* Calibration data for the compression methods (calib.h): token windows drawn from a
  * text file, from a task's TRAINING split (prompt + gold answer per
  * document, as the evaluation would phrase it), or from a mix of tasks;
  * and the next-token loss over such windows (the planner's proxy).
@@ -6,7 +6,7 @@
  * Only tasks with a training split in ../shared/data can calibrate; the
  * evaluation splits (and the wikitext-2 test text) are refused so a
  * reported score is never measured on the data that shaped the model. */
-#include "compress/rom/rom.h"
+#include "compress/calib.h"
 #include "eval/perplexity.h"
 #include "eval/tasks.h"
 
@@ -132,8 +132,8 @@ static slm_status calib_text(const char *spec, const char *data_dir, uint64_t *r
     return st;
 }
 
-slm_status slm_rom_calib_load(const slm_tokenizer *tok, const char *spec, const char *data_dir, int n_seqs,
-                              int seq_len, uint64_t seed, slm_rom_calib *out) {
+slm_status slm_calib_load(const slm_tokenizer *tok, const char *spec, const char *data_dir, int n_seqs,
+                              int seq_len, uint64_t seed, slm_calib *out) {
     memset(out, 0, sizeof *out);
     if (!tok) return slm_fail(SLM_ERR_ARG, "calibration: the model has no tokenizer");
     if (n_seqs < 1 || seq_len < 2 || seq_len > (1 << 16))
@@ -164,24 +164,24 @@ slm_status slm_rom_calib_load(const slm_tokenizer *tok, const char *spec, const 
         }
     }
     free(ids);
-    if (st) slm_rom_calib_free(out);
+    if (st) slm_calib_free(out);
     return st;
 }
 
-void slm_rom_calib_free(slm_rom_calib *c) {
+void slm_calib_free(slm_calib *c) {
     free(c->tokens);
     c->tokens = NULL;
     c->n_seqs = 0;
 }
 
-slm_rom_calib slm_rom_calib_slice(const slm_rom_calib *c, int first, int n) {
-    slm_rom_calib v = *c;
+slm_calib slm_calib_slice(const slm_calib *c, int first, int n) {
+    slm_calib v = *c;
     v.tokens = c->tokens + (size_t)first * c->seq_len;
     v.n_seqs = n;
     return v;
 }
 
-slm_status slm_rom_calib_nll(const slm_model *m, const slm_rom_calib *c, double *nll) {
+slm_status slm_calib_nll(const slm_model *m, const slm_calib *c, double *nll) {
     int V = m->cfg.n_vocab, T = c->seq_len;
     slm_context_params cp = {.n_ctx = T, .n_batch = T};
     slm_context *ctx = NULL;
