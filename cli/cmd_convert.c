@@ -18,11 +18,6 @@ typedef struct dtype_name {
 static const dtype_name k_dtypes[] = {
     {"f32", SLM_DTYPE_F32}, {"f16", SLM_DTYPE_F16}, {"bf16", SLM_DTYPE_BF16}, {"q8_0", SLM_DTYPE_Q8_0}};
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && strcasecmp(s + n - k, suf) == 0;
-}
-
 int slm_cmd_convert(int argc, char **argv) {
     const char *output = NULL, *format = NULL, *dtype = "f32";
     int threads = 0;
@@ -45,7 +40,7 @@ int slm_cmd_convert(int argc, char **argv) {
     slm_status st = SLM_OK;
     if (!output) st = slm_fail(SLM_ERR_ARG, "convert: missing -o OUT");
     if (!st) {
-        if (!format) sp.format = ends_with(output, ".gguf") ? SLM_SAVE_GGUF : SLM_SAVE_SAFETENSORS;
+        if (!format) sp.format = slm_cli_format_for(output);
         else if (strcasecmp(format, "gguf") == 0) sp.format = SLM_SAVE_GGUF;
         else if (strcasecmp(format, "safetensors") == 0 || strcasecmp(format, "hf") == 0)
             sp.format = SLM_SAVE_SAFETENSORS;

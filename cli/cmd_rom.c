@@ -12,11 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 static void print_table(const slm_model *m, const slm_rom_report *r) {
     printf("%-6s", "block");
     for (int k = 0; k < SLM_PROJ_COUNT; k++) printf(" %7s", slm_proj_gguf_name((slm_proj)k) + (k < 4 ? 5 : 4));
@@ -172,10 +167,7 @@ int slm_cmd_rom(int argc, char **argv) {
     if (!st) {
         print_table(m, &r);
         if (need_cal && !no_loss) printf("calibration NLL %.4f -> %.4f\n", nll_before, nll_after);
-        slm_save_params sp = slm_save_default_params();
-        sp.format = ends_with(out_path, ".gguf") ? SLM_SAVE_GGUF : SLM_SAVE_SAFETENSORS;
-        st = slm_model_save(m, out_path, &sp);
-        if (!st) printf("wrote %s\n", out_path);
+        st = slm_cli_save_model(m, out_path);
     }
     rc = st ? slm_cli_report(st) : 0;
     if (!st && json_path) {

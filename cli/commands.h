@@ -18,6 +18,7 @@ int slm_cmd_tokenize(int argc, char **argv);
 int slm_cmd_convert(int argc, char **argv);
 int slm_cmd_eval(int argc, char **argv);
 int slm_cmd_rom(int argc, char **argv);
+int slm_cmd_prune(int argc, char **argv);
 
 /* Prints "error: <slm_last_error()>" and returns the CLI's failure status 1. */
 int slm_cli_report(slm_status st);
@@ -29,6 +30,11 @@ slm_status slm_cli_load_model_q(const char *path, bool tokenizer, int threads, b
 /* Help line of the inference commands' --dequantize flag. */
 #define SLM_CLI_DEQUANTIZE_HELP \
     "compute in fp32 from dequantised weights (default: multiply quantised weights as llama.cpp does)"
+
+/* GGUF for a path ending in .gguf (any case), else an HF safetensors directory. */
+slm_save_format slm_cli_format_for(const char *path);
+/* Saves m (fp32) in the format of its path and prints "wrote PATH". */
+slm_status slm_cli_save_model(const slm_model *m, const char *path);
 
 /* Writes text to path atomically (for --output JSON); reports failures. */
 int slm_cli_write_text(const char *path, const char *text);

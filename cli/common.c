@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 int slm_cli_report(slm_status st) {
     const char *msg = slm_last_error();
@@ -36,4 +37,17 @@ int slm_cli_write_text(const char *path, const char *text) {
     }
     st = slm_atomic_commit(&af);
     return st ? slm_cli_report(st) : 0;
+}
+
+slm_save_format slm_cli_format_for(const char *path) {
+    size_t n = strlen(path);
+    return n >= 5 && strcasecmp(path + n - 5, ".gguf") == 0 ? SLM_SAVE_GGUF : SLM_SAVE_SAFETENSORS;
+}
+
+slm_status slm_cli_save_model(const slm_model *m, const char *path) {
+    slm_save_params sp = slm_save_default_params();
+    sp.format = slm_cli_format_for(path);
+    slm_status st = slm_model_save(m, path, &sp);
+    if (!st) printf("wrote %s\n", path);
+    return st;
 }

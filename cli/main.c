@@ -11,6 +11,7 @@ static const slm_command k_commands[] = {
     {"tokenize", slm_cmd_tokenize, "show the token ids and pieces of a text"},
     {"eval", slm_cmd_eval, "zero-shot accuracy on benchmark tasks, as lm-evaluation-harness computes it"},
     {"rom", slm_cmd_rom, "compress with LLM-ROM (or svd-llm / svd baselines) to a parameter budget"},
+    {"prune", slm_cmd_prune, "drop decoder blocks (truncation configs of Jha et al., or block influence)"},
     {"convert", slm_cmd_convert, "write a model as GGUF or safetensors (+config.json)"},
 };
 static const int k_n_commands = (int)(sizeof k_commands / sizeof k_commands[0]);

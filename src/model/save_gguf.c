@@ -211,6 +211,11 @@ static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const i
     if (lowrank) SET(slm_gguf_set_bool(w, "slimlm.lowrank", true));
 #undef SET
     if (!st && m->tok) st = slm_tokenizer_write_gguf(m->tok, w);
+    /* slimlm reads such a file, llama.cpp refuses it (tokenizer.ggml.model
+     * missing): say so rather than leave a file that fails elsewhere */
+    if (!st && !m->tok)
+        fprintf(stderr, "warning: %s: the model has no tokenizer, so the GGUF has none; llama.cpp will not load it\n",
+                s->path);
     return st;
 }
 
