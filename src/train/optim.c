@@ -1,0 +1,143 @@
+/* Optimizers (AdamW, Lion), global-norm gradient clipping and the learning
+ * rate schedule.
+ *
+ * With g the (clipped) gradient, t the step count from 1, and decay
+ * applied only to tensors that are not norms or biases:
+ *   AdamW (Loshchilov & Hutter; torch.optim.AdamW):
+ *     p -= lr wd p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *     p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)
+ *   Lion (Chen et al. 2023, "Symbolic discovery of optimization algorithms"):
+ *     p -= lr wd p;  p -= lr sign(b1 m + (1-b1) g);  m = b2 m + (1-b2) g
+ * Clipping scales every gradient by min(1, clip / (norm + 1e-6)) with norm
+ * the L2 norm over all trainable tensors (torch clip_grad_norm_). Moments
+ * live in arrays parallel to the view's flat gradient array.
+ */
+#include "train/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double k_pi = 3.14159265358979323846;
+
+struct slm_optim {
+    slm_optim_params p;
+    int64_t n_floats;
+    float *m; /* [n_floats] first moment (AdamW), momentum (Lion) */
+    float *v; /* [n_floats] second moment (AdamW only) */
+    int64_t t;
+};
+
+slm_optim_params slm_optim_default_params(slm_optim_kind kind) {
+    return (slm_optim_params){.kind = kind, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f,
+                              .clip_norm = 1.0f};
+}
+
+slm_status slm_optim_new(const slm_trainable *tv, const slm_optim_params *p, slm_optim **out) {
+    *out = NULL;
+    if (p->kind != SLM_OPTIM_ADAMW && p->kind != SLM_OPTIM_LION)
+        return slm_fail(SLM_ERR_ARG, "optimizer: unknown kind %d", (int)p->kind);
+    if (!(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1) || !(p->weight_decay >= 0) ||
+        !(p->clip_norm >= 0) || (p->kind == SLM_OPTIM_ADAMW && !(p->eps > 0)))
+        return slm_fail(SLM_ERR_ARG, "optimizer: betas (%g, %g) must be in [0, 1), eps %g > 0, weight decay %g and "
+                        "clip %g >= 0", (double)p->beta1, (double)p->beta2, (double)p->eps, (double)p->weight_decay,
+                        (double)p->clip_norm);
+    slm_optim *o = slm_calloc(1, sizeof *o, "optimizer");
+    if (!o) return SLM_ERR_NOMEM;
+    o->p = *p;
+    o->n_floats = tv->n_floats;
+    size_t bytes = (size_t)tv->n_floats * sizeof(float);
+    o->m = slm_aligned_alloc(bytes, "optimizer first moment");
+    if (o->m && p->kind == SLM_OPTIM_ADAMW) o->v = slm_aligned_alloc(bytes, "optimizer second moment");
+    if (!o->m || (p->kind == SLM_OPTIM_ADAMW && !o->v)) {
+        slm_optim_free(o);
+        return SLM_ERR_NOMEM;
+    }
+    memset(o->m, 0, bytes);
+    if (o->v) memset(o->v, 0, bytes);
+    *out = o;
+    return SLM_OK;
+}
+
+void slm_optim_free(slm_optim *o) {
+    if (!o) return;
+    free(o->m);
+    free(o->v);
+    free(o);
+}
+
+int64_t slm_optim_steps(const slm_optim *o) { return o->t; }
+
+/* Sum of squares of one tensor's gradient, in double. */
+static double sum_sq(const float *g, int64_t n) {
+    double s = 0.0;
+#pragma omp parallel for reduction(+ : s) if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return s;
+}
+
+static void adamw_tensor(const slm_optim *o, float *w, const float *g, float *m, float *v, int64_t n, float lr,
+                         float decay, float gscale) {
+    const float b1 = o->p.beta1, b2 = o->p.beta2, eps = o->p.eps;
+    const float step = (float)(lr / (1.0 - pow(b1, (double)o->t)));
+    const float inv_bc2 = (float)(1.0 / sqrt(1.0 - pow(b2, (double)o->t)));
+#pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float wi = w[i] * decay;
+        w[i] = wi - step * m[i] / (sqrtf(v[i]) * inv_bc2 + eps);
+    }
+}
+
+static void lion_tensor(const slm_optim *o, float *w, const float *g, float *m, int64_t n, float lr, float decay,
+                        float gscale) {
+    const float b1 = o->p.beta1, b2 = o->p.beta2;
+#pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        float c = b1 * m[i] + (1.0f - b1) * gi;
+        float s = c > 0.0f ? 1.0f : (c < 0.0f ? -1.0f : 0.0f);
+        w[i] = w[i] * decay - lr * s;
+        m[i] = b2 * m[i] + (1.0f - b2) * gi;
+    }
+}
+
+slm_status slm_optim_step(slm_optim *o, slm_trainable *tv, float lr, double *grad_norm) {
+    if (tv->n_floats != o->n_floats)
+        return slm_fail(SLM_ERR_ARG, "optimizer: made for %lld parameters, the view has %lld", (long long)o->n_floats,
+                        (long long)tv->n_floats);
+    double ss = 0.0;
+    for (int i = 0; i < tv->n_tensors; i++) {
+        const slm_train_tensor *t = &tv->t[i];
+        if (t->frozen) continue;
+        double s = sum_sq(t->g, t->n);
+        if (!isfinite(s))
+            return slm_fail(SLM_ERR_NUMERIC, "optimizer: NaN or Inf in the gradient of %s (no update made)", t->name);
+        ss += s;
+    }
+    double norm = sqrt(ss);
+    if (grad_norm) *grad_norm = norm;
+    float gscale = 1.0f;
+    if (o->p.clip_norm > 0 && norm > o->p.clip_norm) gscale = (float)(o->p.clip_norm / (norm + 1e-6));
+    o->t++;
+    for (int i = 0; i < tv->n_tensors; i++) {
+        slm_train_tensor *t = &tv->t[i];
+        if (t->frozen) continue;
+        float decay = t->no_decay ? 1.0f : 1.0f - lr * o->p.weight_decay;
+        float *m = o->m + t->offset;
+        if (o->p.kind == SLM_OPTIM_ADAMW) adamw_tensor(o, t->w, t->g, m, o->v + t->offset, t->n, lr, decay, gscale);
+        else lion_tensor(o, t->w, t->g, m, t->n, lr, decay, gscale);
+    }
+    return SLM_OK;
+}
+
+float slm_lr_at(const slm_lr_schedule *s, int64_t step) {
+    if (step < s->warmup) return s->peak * (float)(step + 1) / (float)s->warmup;
+    double span = (double)(s->total - s->warmup);
+    double prog = span > 0 ? (double)(step - s->warmup) / span : 1.0;
+    if (prog > 1.0) prog = 1.0;
+    double f = s->final_frac;
+    return (float)(s->peak * (f + (1.0 - f) * 0.5 * (1.0 + cos(k_pi * prog))));
+}

@@ -1,0 +1,470 @@
+/* Whole-model gradient check: the fp32 training backward against central
+ * finite differences of a double-precision reference loss written here from
+ * the model's definition (HF LlamaForCausalLM: RMSNorm, RoPE, causal GQA
+ * attention, SwiGLU; plans: dropped blocks, low-rank A.B, narrower MLP).
+ *
+ * Tiny random models: D 32, H 4, Hkv 2, Dh 8, F 48, L 3, V 64; B 2 x T 8.
+ *   A: RoPE halves, q/k/v biases, untied head; block 1 dropped, block 0 with
+ *      a low-rank q (rank 6) and down (rank 5), block 2 at MLP width 40;
+ *      CE with one target ignored.
+ *   B: RoPE adjacent pairs, tied embeddings, block 1 with a low-rank gate;
+ *      0.5 CE + 2 KD (tau 2) against a second random model (teacher), plus
+ *      linear losses on hidden states 0, 2, 3 and on the last block's q, k, v
+ *      (the injection points relation / homotopic KD will use).
+ *   C: MQA (Hkv 1), linear RoPE scaling, recompute on.
+ * Per tensor: its 6 largest analytic entries and 10 random ones; the step is
+ * 1e-4 (at least 4 ulp) in double, so FD truncation is ~1e-9 and the error
+ *   err = |analytic - fd| / (|fd| + 1e-3 max|analytic of the tensor|)
+ * measures the fp32 backward (tolerance 1e-3; measured ~1e-5, see docs/train.md).
+ * Also: recompute gives bit-identical gradients, frozen tensors get none
+ * while the rest stay bit-identical, two micro-batches accumulate to the
+ * one-batch gradient, plan changes after the view and QBLOCK are refused. */
+#include "kernels/cpu/kernels.h"
+#include "train/train.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { B = 2, T = 8, N = B * T };
+static const double k_tol = 1e-3;
+
+/* ---- double-precision reference loss ------------------------------------------------------ */
+
+typedef struct ref_loss {
+    const int32_t *tok, *tgt;   /* [N] */
+    float cw, kw, tau;
+    const double *teacher;      /* [N][V] teacher logits or NULL */
+    const float *c_hidden[8];   /* [N][D] weights of a linear loss on hidden(i), or NULL */
+    const float *c_qkv[3];      /* on the last kept block's q, k (after RoPE), v */
+} ref_loss;
+
+static void ref_linear(const slm_linear *l, const double *x, double *y) {
+    for (int o = 0; o < l->n_out; o++) {
+        double s = 0;
+        if (l->kind == SLM_LINEAR_DENSE) {
+            for (int i = 0; i < l->n_in; i++) s += (double)l->w[(int64_t)o * l->ld_w + i] * x[i];
+        } else {
+            for (int r = 0; r < l->rank; r++) {
+                double t = 0;
+                for (int i = 0; i < l->n_in; i++) t += (double)l->b[(int64_t)r * l->ld_b + i] * x[i];
+                s += (double)l->a[(int64_t)o * l->rank + r] * t;
+            }
+        }
+        y[o] = s + (l->bias ? l->bias[o] : 0.0);
+    }
+}
+
+static void ref_rms(const double *x, const float *w, int n, float eps, double *y) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double r = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+}
+
+static void ref_rope(double *v, int nh, int Dh, const double *inv, int pos, bool adj) {
+    for (int h = 0; h < nh; h++)
+        for (int i = 0; i < Dh / 2; i++) {
+            int a = adj ? 2 * i : i, b = adj ? 2 * i + 1 : i + Dh / 2;
+            double ang = pos * inv[i], x0 = v[h * Dh + a], x1 = v[h * Dh + b];
+            v[h * Dh + a] = x0 * cos(ang) - x1 * sin(ang);
+            v[h * Dh + b] = x0 * sin(ang) + x1 * cos(ang);
+        }
+}
+
+static double dotc(const float *c, const double *x, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)c[i] * x[i];
+    return s;
+}
+
+static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
+    const slm_config *c = &m->cfg;
+    const int D = c->d_model, H = c->n_heads, Hkv = c->n_kv_heads, Dh = c->head_dim, V = c->n_vocab, L = c->n_layers;
+    const int Q = H * Dh, KV = Hkv * Dh;
+    double x[T][64], xn[64], q[T][64], k[T][64], v[T][64], att[64], y[64], g[64], u[64], sc[T], lg[128];
+    double inv[32];
+    slm_rope_freq_params rp = {Dh, c->rope_theta, (int)c->rope_scaling, c->rope_factor, c->rope_low_freq_factor,
+                               c->rope_high_freq_factor, c->rope_orig_ctx};
+    slm_rope_inv_freq(&rp, inv);
+    int last = -1;
+    for (int l = 0; l < L; l++)
+        if (m->blocks[l].kept) last = l;
+    double sum = 0, extra = 0;
+    int64_t n_pred = 0;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < D; i++) x[t][i] = m->tok_embd[(int64_t)rl->tok[b * T + t] * D + i];
+        for (int l = 0; l <= L; l++) {
+            if (l > 0 && m->blocks[l - 1].kept) {
+                const slm_block *bl = &m->blocks[l - 1];
+                for (int t = 0; t < T; t++) {
+                    ref_rms(x[t], bl->attn_norm, D, c->norm_eps, xn);
+                    ref_linear(&bl->lin[SLM_PROJ_Q], xn, q[t]);
+                    ref_linear(&bl->lin[SLM_PROJ_K], xn, k[t]);
+                    ref_linear(&bl->lin[SLM_PROJ_V], xn, v[t]);
+                    ref_rope(q[t], H, Dh, inv, t, c->rope_layout == SLM_ROPE_ADJACENT);
+                    ref_rope(k[t], Hkv, Dh, inv, t, c->rope_layout == SLM_ROPE_ADJACENT);
+                    if (l - 1 == last) {
+                        if (rl->c_qkv[0]) extra += dotc(rl->c_qkv[0] + (int64_t)(b * T + t) * Q, q[t], Q);
+                        if (rl->c_qkv[1]) extra += dotc(rl->c_qkv[1] + (int64_t)(b * T + t) * KV, k[t], KV);
+                        if (rl->c_qkv[2]) extra += dotc(rl->c_qkv[2] + (int64_t)(b * T + t) * KV, v[t], KV);
+                    }
+                }
+                for (int t = 0; t < T; t++) {
+                    for (int h = 0; h < H; h++) {
+                        int gk = h / (H / Hkv);
+                        double mx = -INFINITY, s = 0;
+                        for (int j = 0; j <= t; j++) {
+                            double d = 0;
+                            for (int i = 0; i < Dh; i++) d += q[t][h * Dh + i] * k[j][gk * Dh + i];
+                            sc[j] = d / sqrt((double)Dh);
+                            mx = fmax(mx, sc[j]);
+                        }
+                        for (int j = 0; j <= t; j++) s += (sc[j] = exp(sc[j] - mx));
+                        for (int i = 0; i < Dh; i++) {
+                            double o = 0;
+                            for (int j = 0; j <= t; j++) o += sc[j] / s * v[j][gk * Dh + i];
+                            att[h * Dh + i] = o;
+                        }
+                    }
+                    ref_linear(&bl->lin[SLM_PROJ_O], att, y);
+                    for (int i = 0; i < D; i++) x[t][i] += y[i];
+                    ref_rms(x[t], bl->ffn_norm, D, c->norm_eps, xn);
+                    ref_linear(&bl->lin[SLM_PROJ_GATE], xn, g);
+                    ref_linear(&bl->lin[SLM_PROJ_UP], xn, u);
+                    for (int i = 0; i < bl->d_ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
+                    ref_linear(&bl->lin[SLM_PROJ_DOWN], g, y);
+                    for (int i = 0; i < D; i++) x[t][i] += y[i];
+                }
+            }
+            if (rl->c_hidden[l])
+                for (int t = 0; t < T; t++) extra += dotc(rl->c_hidden[l] + (int64_t)(b * T + t) * D, x[t], D);
+        }
+        for (int t = 0; t < T; t++) {
+            int y_t = rl->tgt[b * T + t];
+            if (y_t < 0) continue;
+            n_pred++;
+            ref_rms(x[t], m->out_norm, D, c->norm_eps, xn);
+            double mx = -INFINITY, s = 0;
+            for (int o = 0; o < V; o++) {
+                lg[o] = 0;
+                for (int i = 0; i < D; i++) lg[o] += (double)m->lm_head[(int64_t)o * D + i] * xn[i];
+                mx = fmax(mx, lg[o]);
+            }
+            for (int o = 0; o < V; o++) s += exp(lg[o] - mx);
+            sum += rl->cw * (mx + log(s) - lg[y_t]);
+            if (rl->teacher) {
+                const double *zt = rl->teacher + (int64_t)(b * T + t) * V;
+                double ms = -INFINITY, mt = -INFINITY, ss = 0, st = 0, kl = 0;
+                for (int o = 0; o < V; o++) ms = fmax(ms, lg[o] / rl->tau), mt = fmax(mt, zt[o] / rl->tau);
+                for (int o = 0; o < V; o++) ss += exp(lg[o] / rl->tau - ms), st += exp(zt[o] / rl->tau - mt);
+                double ls = ms + log(ss), lt = mt + log(st);
+                for (int o = 0; o < V; o++) {
+                    double lpt = zt[o] / rl->tau - lt;
+                    kl += exp(lpt) * (lpt - (lg[o] / rl->tau - ls));
+                }
+                sum += rl->kw * rl->tau * rl->tau * kl;
+            }
+        }
+    }
+    return sum / (double)n_pred + extra;
+}
+
+/* ---- plans -------------------------------------------------------------------------------- */
+
+static uint64_t g_rng = 0x1234567ull;
+static float frand(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((double)(g_rng >> 11) / 4503599627370496.0 - 1.0);
+}
+
+/* Random factors of rank r in place of block b's projection p. */
+static void make_lowrank(slm_model *m, int b, slm_proj p, int r) {
+    slm_linear *l = &m->blocks[b].lin[p];
+    float *a = slm_model_alloc_f32(m, (size_t)l->n_out * r, "A"), *f = slm_model_alloc_f32(m, (size_t)r * l->n_in, "B");
+    for (int i = 0; i < l->n_out * r; i++) a[i] = frand() * sqrtf(3.0f / r);
+    for (int i = 0; i < r * l->n_in; i++) f[i] = frand() * sqrtf(3.0f / l->n_in);
+    l->kind = SLM_LINEAR_LOWRANK, l->rank = r, l->a = a, l->b = f, l->ld_b = l->n_in, l->w = NULL;
+}
+
+static slm_config base_cfg(void) {
+    return (slm_config){.arch = SLM_ARCH_LLAMA, .n_vocab = 64, .d_model = 32, .n_layers = 3, .n_heads = 4,
+                        .n_kv_heads = 2, .head_dim = 8, .d_ff = 48, .max_ctx = 64, .norm_eps = 1e-5f,
+                        .rope_theta = 10000.0f, .bos_id = -1, .eos_id = -1};
+}
+
+static float *rnd_buf(int64_t n, float scale) {
+    float *p = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+/* ---- the check ------------------------------------------------------------------------------ */
+
+typedef struct kind_err {
+    const char *kind;
+    double err;
+    int n;
+} kind_err;
+
+static const char *kind_of(const char *name) {
+    if (strstr(name, "embed_tokens")) return "embedding";
+    if (strstr(name, "lm_head")) return "lm head";
+    if (strstr(name, "norm")) return "norm";
+    if (strstr(name, ".bias")) return "bias";
+    if (strstr(name, "lr_")) return "low-rank factor";
+    if (strstr(name, "self_attn")) return "attention weight";
+    return "mlp weight";
+}
+
+/* Compares tv's gradients with FD of the reference on sampled entries. */
+static void gradcheck(const char *label, slm_trainable *tv, const ref_loss *rl) {
+    kind_err ke[8] = {{"embedding", 0, 0}, {"lm head", 0, 0}, {"norm", 0, 0}, {"bias", 0, 0},
+                      {"low-rank factor", 0, 0}, {"attention weight", 0, 0}, {"mlp weight", 0, 0}, {NULL, 0, 0}};
+    double worst = 0;
+    int n_checked = 0;
+    for (int ti = 0; ti < tv->n_tensors; ti++) {
+        slm_train_tensor *t = &tv->t[ti];
+        double gmax = 0;
+        int64_t top[6] = {-1, -1, -1, -1, -1, -1};
+        for (int64_t i = 0; i < t->n; i++) gmax = fmax(gmax, fabs(t->g[i]));
+        for (int k = 0; k < 6; k++) { /* the 6 largest |g| */
+            double best = -1;
+            for (int64_t i = 0; i < t->n; i++) {
+                bool used = false;
+                for (int j = 0; j < k; j++) used = used || top[j] == i;
+                if (!used && fabs(t->g[i]) > best) best = fabs(t->g[i]), top[k] = i;
+            }
+        }
+        double err = 0;
+        for (int s = 0; s < 16; s++) {
+            int64_t i = s < 6 ? top[s] : (int64_t)((frand() * 0.5f + 0.5f) * (float)t->n) % t->n;
+            if (i < 0) continue;
+            float w0 = t->w[i];
+            double h = fmax(1e-4, 4.0 * fabs(w0) * 1.2e-7);
+            float wp = (float)(w0 + h), wm = (float)(w0 - h);
+            t->w[i] = wp;
+            double lp = ref_loss_eval(tv->m, rl);
+            t->w[i] = wm;
+            double lm = ref_loss_eval(tv->m, rl);
+            t->w[i] = w0;
+            double fd = (lp - lm) / ((double)wp - (double)wm);
+            double e = fabs(t->g[i] - fd) / (fabs(fd) + 1e-3 * gmax + 1e-30);
+            if (e > err) err = e;
+            n_checked++;
+        }
+        const char *k = kind_of(t->name);
+        for (int j = 0; j < 8 && ke[j].kind; j++)
+            if (strcmp(ke[j].kind, k) == 0) ke[j].err = fmax(ke[j].err, err), ke[j].n++;
+        worst = fmax(worst, err);
+        CHECK(err <= k_tol && gmax > 0, "%s: %s: gradient error %.3g (max |g| %g)", label, t->name, err, gmax);
+    }
+    printf("%s: %d sampled entries of %d tensors, max err %.2e (tol %.0e); per kind:\n", label, n_checked,
+           tv->n_tensors, worst, k_tol);
+    for (int j = 0; j < 8 && ke[j].kind; j++)
+        if (ke[j].n) printf("    %-17s %2d tensors  err %.2e\n", ke[j].kind, ke[j].n, ke[j].err);
+}
+
+/* forward + backward of tv's model on rl's tokens, gradients left in tv. */
+static bool run_backward(slm_trainable *tv, bool recompute, const ref_loss *rl, slm_train_ctx *teacher,
+                         slm_loss_result *res) {
+    slm_train_ctx_params cp = {.n_seq = B, .n_tok = T, .recompute = recompute};
+    slm_train_ctx *tc;
+    if (!CHECK(slm_train_ctx_new(tv->m, tv, &cp, &tc) == SLM_OK, "ctx: %s", slm_last_error())) return false;
+    bool ok = CHECK(slm_train_forward(tc, rl->tok) == SLM_OK, "forward: %s", slm_last_error());
+    const slm_config *c = &tv->m->cfg;
+    int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    for (int i = 0; ok && i <= c->n_layers; i++)
+        if (rl->c_hidden[i]) memcpy(slm_train_hidden_grad(tc, i), rl->c_hidden[i], sizeof(float) * N * c->d_model);
+    for (int k = 0; ok && k < 3; k++)
+        if (rl->c_qkv[k]) memcpy(slm_train_qkv_grad(tc, k), rl->c_qkv[k], sizeof(float) * N * (k ? KV : Q));
+    slm_loss_params lp = {.ce_weight = rl->cw, .kd_weight = rl->kw, .kd_temperature = rl->tau};
+    slm_trainable_zero_grad(tv);
+    ok = ok && CHECK(slm_train_backward(tc, rl->tgt, teacher, &lp, res) == SLM_OK, "backward: %s", slm_last_error());
+    slm_train_ctx_free(tc);
+    return ok;
+}
+
+static void tokens(int32_t *tok, int32_t *tgt, int V, int seed) {
+    for (int n = 0; n < N; n++) tok[n] = (n * 29 + seed * 7 + 3) % V;
+    slm_targets_next_token(tok, B, T, tgt);
+}
+
+static void case_a(void) {
+    slm_config cfg = base_cfg();
+    cfg.attn_bias = true;
+    cfg.rope_layout = SLM_ROPE_HALVES;
+    slm_model *m;
+    if (!CHECK(slm_model_new_random(&cfg, 11, &m) == SLM_OK, "model: %s", slm_last_error())) return;
+    m->blocks[1].kept = false;
+    make_lowrank(m, 0, SLM_PROJ_Q, 6);
+    make_lowrank(m, 0, SLM_PROJ_DOWN, 5);
+    CHECK(slm_block_set_mlp_width(m, 2, 40) == SLM_OK, "narrow");
+    slm_trainable *tv;
+    if (!CHECK(slm_trainable_new(m, &tv) == SLM_OK, "view: %s", slm_last_error())) return;
+    CHECK(slm_trainable_find(tv, "model.layers.1.input_layernorm.weight") < 0, "dropped block has no tensors");
+    int dn = slm_trainable_find(tv, "model.layers.2.mlp.down_proj.weight");
+    CHECK(dn >= 0 && tv->t[dn].cols == 40, "narrow down_proj keeps 40 columns");
+    int32_t tok[N], tgt[N];
+    tokens(tok, tgt, cfg.n_vocab, 1);
+    tgt[3] = -1; /* an ignored target */
+    ref_loss rl = {.tok = tok, .tgt = tgt, .cw = 1.0f, .tau = 1.0f};
+    slm_loss_result res;
+    if (!run_backward(tv, false, &rl, NULL, &res)) return;
+    double ref = ref_loss_eval(m, &rl);
+    printf("A: loss %.9f vs double reference %.9f (%lld predicted)\n", res.loss, ref, (long long)res.n_pred);
+    CHECK(fabs(res.loss - ref) < 1e-5 * ref && res.n_pred == N - B - 1, "A: loss");
+    gradcheck("A (halves, biases, untied, dropped/low-rank/narrow)", tv, &rl);
+
+    /* recompute: bit-identical gradients */
+    float *g0 = malloc(sizeof(float) * (size_t)tv->n_floats);
+    memcpy(g0, tv->grad, sizeof(float) * (size_t)tv->n_floats);
+    run_backward(tv, true, &rl, NULL, &res);
+    CHECK(memcmp(g0, tv->grad, sizeof(float) * (size_t)tv->n_floats) == 0, "recompute gives identical gradients");
+    printf("A: recompute: gradients %s\n", memcmp(g0, tv->grad, sizeof(float) * (size_t)tv->n_floats) ? "DIFFER" : "bit-identical");
+
+    /* frozen embedding and block 0: no gradient there, the rest unchanged */
+    /* 2 norms, q (A, B, bias), k and v (W, bias), o, gate, up, down (A, B) */
+    CHECK(slm_trainable_set_frozen(tv, "model.layers.0.", true) == 14, "block 0 has 14 tensors");
+    slm_trainable_set_frozen(tv, "model.embed_tokens.", true);
+    run_backward(tv, false, &rl, NULL, &res);
+    bool frozen_ok = true;
+    for (int i = 0; i < tv->n_tensors; i++) {
+        const slm_train_tensor *t = &tv->t[i];
+        for (int64_t j = 0; j < t->n; j++)
+            frozen_ok = frozen_ok && (t->frozen ? t->g[j] == 0.0f : t->g[j] == g0[t->offset + j]);
+    }
+    CHECK(frozen_ok, "frozen tensors get no gradient, the others identical gradients");
+    slm_trainable_set_frozen(tv, "", false);
+
+    /* two micro-batches of one sequence, denominators of the whole batch */
+    slm_train_ctx_params cp1 = {.n_seq = 1, .n_tok = T};
+    slm_train_ctx *t1;
+    CHECK(slm_train_ctx_new(m, tv, &cp1, &t1) == SLM_OK, "ctx1");
+    slm_loss_params lp = {.ce_weight = 1.0f, .kd_temperature = 1.0f, .denom = (double)res.n_pred};
+    slm_trainable_zero_grad(tv);
+    double acc_loss = 0;
+    for (int b = 0; b < B; b++) {
+        slm_loss_result r1;
+        CHECK(slm_train_forward(t1, tok + b * T) == SLM_OK && slm_train_backward(t1, tgt + b * T, NULL, &lp, &r1) == SLM_OK,
+              "micro-batch %d: %s", b, slm_last_error());
+        acc_loss += r1.loss;
+    }
+    double gd = 0, gm = 0;
+    for (int64_t j = 0; j < tv->n_floats; j++) gd = fmax(gd, fabs(tv->grad[j] - g0[j])), gm = fmax(gm, fabs(g0[j]));
+    printf("A: 2 accumulated micro-batches vs one batch: loss %.9f vs %.9f, max|dg| %.2e (max|g| %.2e)\n", acc_loss,
+           res.loss, gd, gm);
+    CHECK(fabs(acc_loss - res.loss) < 1e-6 && gd < 1e-6 * gm, "accumulation equals the one-batch gradient");
+    slm_train_ctx_free(t1);
+
+    /* the plan changed after the view: refused */
+    slm_train_ctx *tc;
+    slm_train_ctx_params cp = {.n_seq = B, .n_tok = T};
+    CHECK(slm_train_ctx_new(m, tv, &cp, &tc) == SLM_OK, "ctx");
+    CHECK(slm_block_set_mlp_width(m, 0, 32) == SLM_OK, "narrow block 0 after the view");
+    CHECK(slm_train_forward(tc, tok) == SLM_ERR_STATE, "plan change refused");
+    printf("A: after narrowing block 0: %s\n", slm_last_error());
+    slm_block_set_mlp_width(m, 0, cfg.d_ff);
+    m->blocks[2].kept = false;
+    CHECK(slm_train_forward(tc, tok) == SLM_ERR_STATE, "dropping an unfrozen block refused");
+    printf("A: after dropping block 2: %s\n", slm_last_error());
+    slm_train_ctx_free(tc);
+    slm_trainable_free(tv);
+    free(g0);
+    slm_model_free(m);
+}
+
+static void case_b(void) {
+    slm_config cfg = base_cfg();
+    cfg.tied_embeddings = true;
+    cfg.rope_layout = SLM_ROPE_ADJACENT;
+    slm_model *m, *mt;
+    if (!CHECK(slm_model_new_random(&cfg, 12, &m) == SLM_OK && slm_model_new_random(&cfg, 13, &mt) == SLM_OK,
+               "models: %s", slm_last_error()))
+        return;
+    make_lowrank(m, 1, SLM_PROJ_GATE, 7);
+    slm_trainable *tv;
+    if (!CHECK(slm_trainable_new(m, &tv) == SLM_OK, "view: %s", slm_last_error())) return;
+    CHECK(tv->lm_head == tv->tok_embd && slm_trainable_find(tv, "lm_head.weight") < 0, "tied head is the embedding");
+    int32_t tok[N], tgt[N];
+    tokens(tok, tgt, cfg.n_vocab, 2);
+    /* teacher logits from a forward-only context */
+    slm_train_ctx_params tp = {.n_seq = B, .n_tok = T, .forward_only = true};
+    slm_train_ctx *teacher;
+    CHECK(slm_train_ctx_new(mt, NULL, &tp, &teacher) == SLM_OK && slm_train_forward(teacher, tok) == SLM_OK,
+          "teacher: %s", slm_last_error());
+    float *tl = malloc(sizeof(float) * T * cfg.n_vocab);
+    double *tld = malloc(sizeof(double) * N * cfg.n_vocab);
+    for (int b = 0; b < B; b++) {
+        slm_train_logits(teacher, b, tl);
+        for (int i = 0; i < T * cfg.n_vocab; i++) tld[(int64_t)b * T * cfg.n_vocab + i] = tl[i];
+    }
+    int Q = cfg.n_heads * cfg.head_dim, KV = cfg.n_kv_heads * cfg.head_dim;
+    float *ch0 = rnd_buf(N * 32, 0.05f), *ch2 = rnd_buf(N * 32, 0.05f), *ch3 = rnd_buf(N * 32, 0.05f);
+    float *cq = rnd_buf(N * Q, 0.05f), *ck = rnd_buf(N * KV, 0.05f), *cv = rnd_buf(N * KV, 0.05f);
+    ref_loss rl = {.tok = tok, .tgt = tgt, .cw = 0.5f, .kw = 2.0f, .tau = 2.0f, .teacher = tld,
+                   .c_hidden = {ch0, NULL, ch2, ch3}, .c_qkv = {cq, ck, cv}};
+    slm_loss_result res;
+    if (run_backward(tv, false, &rl, teacher, &res)) {
+        ref_loss plain = rl; /* the reported loss has no linear terms */
+        memset(plain.c_hidden, 0, sizeof plain.c_hidden);
+        memset(plain.c_qkv, 0, sizeof plain.c_qkv);
+        double ref = ref_loss_eval(m, &plain);
+        printf("B: loss %.9f (ce %.6f kd %.6f) vs double reference %.9f\n", res.loss, res.ce, res.kd, ref);
+        CHECK(fabs(res.loss - ref) < 1e-5 * ref, "B: loss");
+        gradcheck("B (adjacent, tied, low-rank gate, CE+KD, hidden/qkv injections)", tv, &rl);
+    }
+    slm_train_ctx_free(teacher);
+    slm_trainable_free(tv);
+    slm_model_free(m);
+    slm_model_free(mt);
+    free(tl), free(tld), free(ch0), free(ch2), free(ch3), free(cq), free(ck), free(cv);
+}
+
+static void case_c(void) {
+    slm_config cfg = base_cfg();
+    cfg.n_kv_heads = 1;
+    cfg.rope_scaling = SLM_ROPE_SCALING_LINEAR;
+    cfg.rope_factor = 2.0f;
+    slm_model *m;
+    if (!CHECK(slm_model_new_random(&cfg, 14, &m) == SLM_OK, "model: %s", slm_last_error())) return;
+    slm_trainable *tv;
+    if (!CHECK(slm_trainable_new(m, &tv) == SLM_OK, "view: %s", slm_last_error())) return;
+    int32_t tok[N], tgt[N];
+    tokens(tok, tgt, cfg.n_vocab, 3);
+    ref_loss rl = {.tok = tok, .tgt = tgt, .cw = 1.0f, .tau = 1.0f};
+    slm_loss_result res;
+    if (run_backward(tv, true, &rl, NULL, &res)) gradcheck("C (MQA, linear RoPE scaling, recompute)", tv, &rl);
+    slm_trainable_free(tv);
+    slm_model_free(m);
+}
+
+static void case_qblock(void) {
+    slm_config cfg = base_cfg();
+    slm_model *m;
+    if (!CHECK(slm_model_new_random(&cfg, 15, &m) == SLM_OK, "model")) return;
+    slm_linear *l = &m->blocks[2].lin[SLM_PROJ_V];
+    void *blocks = calloc((size_t)l->n_out * (l->n_in / 32), 34); /* Q8_0: 34 bytes per 32 weights */
+    CHECK(slm_linear_set_qblock(l, blocks, SLM_DTYPE_Q8_0, l->n_out, l->n_in, "v") == SLM_OK, "qblock: %s",
+          slm_last_error());
+    slm_trainable *tv = NULL;
+    CHECK(slm_trainable_new(m, &tv) == SLM_ERR_UNSUPPORTED && tv == NULL, "QBLOCK refused");
+    printf("QBLOCK: %s\n", slm_last_error());
+    CHECK(strstr(slm_last_error(), "block 2") && strstr(slm_last_error(), "quantised"), "message names block and kind");
+    slm_model_free(m);
+    free(blocks);
+}
+
+int main(void) {
+    slm_set_threads(2);
+    case_a();
+    case_b();
+    case_c();
+    case_qblock();
+    return slm_test_finish();
+}
