@@ -9,7 +9,7 @@
  * the sums are in double; the gradient is written over z in place, so the
  * head stage holds one [T][V] buffer (plus the teacher's, for KD).
  */
-#include "kernels/cpu/kernels.h"
+#include "train/ops.h"
 #include "train/train_ctx.h"
 
 #include <cblas.h>
@@ -129,7 +129,7 @@ slm_status slm_train_head_loss(slm_train_ctx *tc, const int32_t *targets, slm_tr
         head_logits(tc, b, tc->logits);
         if (with_kd) head_logits(teacher, b, teacher->logits);
         const int32_t *tg = targets + (int64_t)b * T;
-#pragma omp parallel for schedule(static) reduction(+ : ce_sum, kd_sum) if (T > 1)
+#pragma omp parallel for schedule(static) reduction(+ : ce_sum, kd_sum) if ((int64_t)T * V >= SLM_TRAIN_PAR_MIN)
         for (int t = 0; t < T; t++) {
 #ifdef SLM_OPENMP
             int tid = omp_get_thread_num();

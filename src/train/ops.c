@@ -22,7 +22,7 @@
 /* ---- RMSNorm ------------------------------------------------------------------------- */
 
 void slm_rmsnorm_fwd_rows(float *y, float *r, const float *x, const float *w, int N, int D, float eps) {
-#pragma omp parallel for if (N > 1) schedule(static)
+#pragma omp parallel for if ((int64_t)N * D >= SLM_TRAIN_PAR_MIN) schedule(static)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (int64_t)n * D;
         float *yr = y + (int64_t)n * D;
@@ -36,7 +36,7 @@ void slm_rmsnorm_fwd_rows(float *y, float *r, const float *x, const float *w, in
 
 void slm_rmsnorm_bwd_rows(float *dx, float *dw, const float *dy, const float *x, const float *r, const float *w,
                           int N, int D, bool accumulate) {
-#pragma omp parallel for if (N > 1) schedule(static)
+#pragma omp parallel for if ((int64_t)N * D >= SLM_TRAIN_PAR_MIN) schedule(static)
     for (int n = 0; n < N; n++) {
         const float *dyr = dy + (int64_t)n * D, *xr = x + (int64_t)n * D;
         float *dxr = dx + (int64_t)n * D;
@@ -52,7 +52,7 @@ void slm_rmsnorm_bwd_rows(float *dx, float *dw, const float *dy, const float *x,
     /* Column chunks per thread: no two threads add into the same dw[i]. */
     enum { CHUNK = 64 };
     int n_chunks = (D + CHUNK - 1) / CHUNK;
-#pragma omp parallel for if (n_chunks > 1 && N > 16) schedule(static)
+#pragma omp parallel for if (n_chunks > 1 && (int64_t)N * D >= SLM_TRAIN_PAR_MIN) schedule(static)
     for (int ch = 0; ch < n_chunks; ch++) {
         int i0 = ch * CHUNK, i1 = i0 + CHUNK < D ? i0 + CHUNK : D;
         float acc[CHUNK] = {0};
@@ -68,7 +68,7 @@ void slm_rmsnorm_bwd_rows(float *dx, float *dw, const float *dy, const float *x,
 /* ---- SwiGLU -------------------------------------------------------------------------- */
 
 void slm_swiglu_fwd_rows(float *h, const float *g, const float *u, int N, int F) {
-#pragma omp parallel for if (N > 1) schedule(static)
+#pragma omp parallel for if ((int64_t)N * F >= SLM_TRAIN_PAR_MIN) schedule(static)
     for (int n = 0; n < N; n++) {
         float *hr = h + (int64_t)n * F;
         memcpy(hr, g + (int64_t)n * F, (size_t)F * sizeof(float));
@@ -77,7 +77,7 @@ void slm_swiglu_fwd_rows(float *h, const float *g, const float *u, int N, int F)
 }
 
 void slm_swiglu_bwd_rows(float *dg, float *du, const float *dh, const float *g, const float *u, int N, int F) {
-#pragma omp parallel for if (N > 1) schedule(static)
+#pragma omp parallel for if ((int64_t)N * F >= SLM_TRAIN_PAR_MIN) schedule(static)
     for (int n = 0; n < N; n++) {
         const float *gr = g + (int64_t)n * F, *ur = u + (int64_t)n * F, *dhr = dh + (int64_t)n * F;
         float *dgr = dg + (int64_t)n * F, *dur = du + (int64_t)n * F;
@@ -96,7 +96,7 @@ void slm_swiglu_bwd_rows(float *dg, float *du, const float *dh, const float *g, 
 /* ---- RoPE -------------------------------------------------------------------------- */
 
 void slm_rope_rows(float *x, int N, int T, int n_heads, int Dh, int64_t ld, const float *cs, slm_rope_mode mode) {
-#pragma omp parallel for if (N > 1) schedule(static)
+#pragma omp parallel for if ((int64_t)N * n_heads * Dh >= SLM_TRAIN_PAR_MIN) schedule(static)
     for (int n = 0; n < N; n++) slm_rope_apply(x + (int64_t)n * ld, n_heads, Dh, cs + (int64_t)(n % T) * Dh, mode);
 }
 
@@ -118,7 +118,7 @@ void slm_attn_fwd(const slm_attn_shape *s, const float *q, const float *k, const
     const int B = s->B, T = s->T, H = s->H, Dh = s->Dh, rep = s->H / s->Hkv;
     const int64_t Q = (int64_t)H * Dh, KV = (int64_t)s->Hkv * Dh;
     const float scale = 1.0f / sqrtf((float)Dh);
-#pragma omp parallel for schedule(dynamic, 1) if (B * H > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (B * H > 1 && (int64_t)B * H * T * T * Dh >= SLM_TRAIN_PAR_MIN)
     for (int task = 0; task < B * H; task++) {
         int b = task / H, h = task % H, g = h / rep;
         const float *qh = q + (int64_t)b * T * Q + (int64_t)h * Dh;
@@ -144,7 +144,7 @@ void slm_attn_bwd(const slm_attn_shape *s, const float *q, const float *k, const
     const int64_t Q = (int64_t)H * Dh, KV = (int64_t)Hkv * Dh;
     const float scale = 1.0f / sqrtf((float)Dh);
     int nt = n_threads < B * Hkv ? n_threads : B * Hkv;
-    if (nt < 1) nt = 1;
+    if (nt < 1 || (int64_t)B * H * T * T * Dh < SLM_TRAIN_PAR_MIN) nt = 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int task = 0; task < B * Hkv; task++) {
         int b = task / Hkv, g = task % Hkv;

@@ -13,6 +13,11 @@
 #include "kernels/cpu/kernels.h"
 #include "model/model.h"
 
+/* Loops over fewer elements than this run on one thread: a parallel region
+ * costs microseconds (far more on a loaded machine, where spinning threads
+ * wait for a core), more than the tiny shapes of tests and small models. */
+enum { SLM_TRAIN_PAR_MIN = 1 << 15 };
+
 /* ---- RMSNorm: y = x * r * w, r = 1/sqrt(mean(x^2) + eps) (sum in double) ---- */
 void slm_rmsnorm_fwd_rows(float *y, float *r, const float *x, const float *w, int N, int D, float eps);
 /* dx = (accumulate ? dx : 0) + d/dx; dw += sum over rows of dy * x * r. */
