@@ -116,7 +116,12 @@ slm_status slm_train_head_loss(slm_train_ctx *tc, const int32_t *targets, slm_tr
             return slm_fail(SLM_ERR_ARG, "train: KD temperature %g must be positive", (double)lp->kd_temperature);
     }
     int64_t n_pred = 0;
-    for (int64_t n = 0; n < tc->N; n++) n_pred += targets[n] >= 0 && targets[n] < V;
+    for (int64_t n = 0; n < tc->N; n++) {
+        if (targets[n] >= V)
+            return slm_fail(SLM_ERR_ARG, "train: target id %d at %lld out of range (vocabulary %d)", targets[n],
+                            (long long)n, V);
+        n_pred += targets[n] >= 0;
+    }
     double denom = lp->denom > 0 ? lp->denom : (double)n_pred;
     float scale = denom > 0 ? (float)(1.0 / denom) : 0.0f;
     float *g_head = NULL;
@@ -129,7 +134,8 @@ slm_status slm_train_head_loss(slm_train_ctx *tc, const int32_t *targets, slm_tr
         head_logits(tc, b, tc->logits);
         if (with_kd) head_logits(teacher, b, teacher->logits);
         const int32_t *tg = targets + (int64_t)b * T;
-#pragma omp parallel for schedule(static) reduction(+ : ce_sum, kd_sum) if ((int64_t)T * V >= SLM_TRAIN_PAR_MIN)
+#pragma omp parallel for schedule(static) reduction(+ : ce_sum, kd_sum) num_threads(tc->n_threads) \
+    if ((int64_t)T * V >= SLM_TRAIN_PAR_MIN)
         for (int t = 0; t < T; t++) {
 #ifdef SLM_OPENMP
             int tid = omp_get_thread_num();
