@@ -36,9 +36,6 @@ struct slm_train_ctx {
     void *mem;               /* one allocation carved into the buffers above */
 };
 
-/* Activations of block l after the forward (recomputes are backward.c's business). */
-static inline slm_block_acts *slm_train_acts(slm_train_ctx *tc, int l) { return &tc->acts[l]; }
-
 /* Runs kept block l from x_in [N][D] to x_out [N][D], storing into a. */
 void slm_train_block_forward(slm_train_ctx *tc, int l, const float *x_in, float *x_out, slm_block_acts *a);
 

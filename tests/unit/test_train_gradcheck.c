@@ -279,6 +279,17 @@ static bool run_backward(slm_trainable *tv, bool recompute, const ref_loss *rl, 
     bool ok = CHECK(slm_train_forward(tc, rl->tok) == SLM_OK, "forward: %s", slm_last_error());
     const slm_config *c = &tv->m->cfg;
     int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    /* the activations a relation / homotopic loss reads */
+    const float *aq, *ak, *av;
+    int last = -1, want_last = -1;
+    for (int l = 0; l < c->n_layers; l++)
+        if (tv->m->blocks[l].kept) want_last = l;
+    CHECK(ok && slm_train_last_qkv(tc, &aq, &ak, &av, &last) == SLM_OK && aq && ak && av && last == want_last,
+          "last q/k/v: %s", slm_last_error());
+    const float *h0 = slm_train_hidden(tc, 0);
+    CHECK(h0 && memcmp(h0 + c->d_model, tv->m->tok_embd + (int64_t)rl->tok[1] * c->d_model,
+                       sizeof(float) * c->d_model) == 0 && slm_train_hidden(tc, c->n_layers + 1) == NULL,
+          "hidden(0) is the embedding rows");
     for (int i = 0; ok && i <= c->n_layers; i++)
         if (rl->c_hidden[i]) memcpy(slm_train_hidden_grad(tc, i), rl->c_hidden[i], sizeof(float) * N * c->d_model);
     for (int k = 0; ok && k < 3; k++)
