@@ -75,9 +75,13 @@ def make_reference(src, out, tname):
     os.replace(out + ".tmp", out)
 
 
-def logits_of(path, prompts):
+def logits_of(path, prompts, kv_f32=False):
+    """kv_f32: keep llama.cpp's KV cache in F32 (type 0) instead of its
+    default F16, whose rounding moves logits by ~1e-2 (needed when the
+    comparison is with another engine rather than llama.cpp itself)."""
     from llama_cpp import Llama
-    llm = Llama(model_path=path, n_ctx=256, n_batch=256, logits_all=True, n_threads=2, verbose=False)
+    kv = dict(type_k=0, type_v=0) if kv_f32 else {}
+    llm = Llama(model_path=path, n_ctx=256, n_batch=256, logits_all=True, n_threads=2, verbose=False, **kv)
     toks, outs = [], []
     for p in prompts:
         ids = llm.tokenize(p.encode("utf-8"), add_bos=True, special=True)

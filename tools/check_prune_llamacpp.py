@@ -11,6 +11,11 @@ python computes the logits of every position of a few prompts on both
 files; they must agree (same fp32 weights in both: max |d| ~1e-5 from
 nothing but float summation order).
 
+The same prune written as safetensors + config.json (a directory) is loaded
+by transformers (AutoModelForCausalLM, fp32) and its logits for the same
+token ids are compared with llama.cpp's on the reference (different engines,
+both fp32 with llama.cpp's KV cache in F32: tolerance 1e-3).
+
 Usage: python3 tools/check_prune_llamacpp.py [--slimlm build/slimlm] [--model SRC.gguf] [--drop 15]
 Prints a table; exit status 1 if a pair differs by more than 1e-3 or token ids differ.
 """
@@ -81,12 +86,25 @@ def main():
                             "-o", sl, "--output", js, "-q"], check=True, stdout=subprocess.DEVNULL)
             kept = json.load(open(js))["kept_blocks"]
             make_reference(args.model, ref, kept)
-            ta, la = logits_of(sl, PROMPTS)
-            tb, lb = logits_of(ref, PROMPTS)
+            ta, la = logits_of(sl, PROMPTS, kv_f32=True)
+            tb, lb = logits_of(ref, PROMPTS, kv_f32=True)
             d, top = compare(la, lb)
             ok = ta == tb and d <= 1e-3
             bad |= not ok
             print(f"{s:<10} {','.join(map(str, kept)):<60} {d:12.2e} {top:12.3f}{'' if ok else '  MISMATCH'}")
+            if s == args.strategies.split(",")[0]:
+                hf = os.path.join(work, f"{s}_hf")
+                subprocess.run([args.slimlm, "prune", args.model, "--drop", str(args.drop), "--strategy", s,
+                                "-o", hf, "-q"], check=True, stdout=subprocess.DEVNULL)
+                import torch
+                from transformers import AutoModelForCausalLM
+                model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
+                with torch.no_grad():
+                    lh = [model(torch.tensor([t])).logits[0].numpy() for t in tb]
+                dh, toph = compare(lh, lb)
+                okh = dh <= 1e-3
+                bad |= not okh
+                print(f"{s + ' (transformers, safetensors)':<71} {dh:12.2e} {toph:12.3f}{'' if okh else '  MISMATCH'}")
     sys.exit(1 if bad else 0)
 
 
