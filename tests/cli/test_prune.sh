@@ -9,20 +9,7 @@ model="${SLM_TEST_MODEL:?}"
 tmp="${SLM_TEST_TMP:-/tmp}/prune"
 rm -rf "$tmp"
 mkdir -p "$tmp"
-fail=0
-
-bad() { # fragment command...: must fail with one "error: ...fragment..." line
-  local frag=$1 err rc lines
-  shift
-  err=$("$@" 2>&1 >/dev/null)
-  rc=$?
-  lines=$(printf '%s\n' "$err" | grep -c .)
-  if [ "$rc" -ne 1 ] || [ "$lines" -ne 1 ] || ! printf '%s' "$err" | grep -q "^error: .*$frag"; then
-    echo "FAIL $*: rc $rc, $lines lines, want 'error: ...$frag': $err"; fail=1
-  else
-    echo "ok   $err"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 for s in max-gap input output middle both; do
   out="$tmp/$s.gguf"
