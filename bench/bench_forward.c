@@ -142,9 +142,9 @@ int main(int argc, char **argv) {
     if (json) {
         printf("{\"threads\":%d,\"prefill_tokens\":%d,\"prefill_tok_s\":%.2f,\"prefill_gflops\":%.2f,"
                "\"decode_tokens\":%d,\"decode_tok_s\":%.2f,\"sgemm_model_shapes_gflops\":%.2f,"
-               "\"sgemm_peak_gflops\":%.2f,\"peak_rss_mib\":%.1f,\"weight_mib\":%.1f}\n",
+               "\"sgemm_peak_gflops\":%.2f,\"peak_rss_mib\":%.1f,\"weight_mib\":%.1f,\"macs_per_token\":%lld}\n",
                threads, T, r.prefill_tps, r.prefill_gflops, n_dec, r.decode_tps, r.sgemm_shapes_gflops,
-               r.sgemm_peak_gflops, r.rss_kib / 1024.0, r.weight_mib);
+               r.sgemm_peak_gflops, r.rss_kib / 1024.0, r.weight_mib, (long long)slm_model_get_stats(m, 1).macs_per_token);
     } else {
         printf("model            %s (%d threads)\n", path, threads);
         printf("prefill %-4d     %.1f tok/s  (%.1f GFLOP/s)\n", T, r.prefill_tps, r.prefill_gflops);
