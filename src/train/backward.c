@@ -11,8 +11,14 @@
  * calls between two zero_grads sum, which is gradient accumulation.
  * Frozen tensors get no weight-gradient GEMM, and blocks below the lowest
  * one with a trainable tensor are not visited at all (unless the embedding
- * trains). Gradients injected by losses on hidden states (d_hidden) and on
- * the last block's q, k, v are added where those activations were made.
+ * trains). Gradients injected by losses on hidden states (d_hidden), on
+ * attention outputs (d_attn_out: they reach the o projection, not the
+ * residual path around it) and on the last block's q, k, v are added where
+ * those activations were made.
+ *
+ * Two halves (slm_train_backward_head, slm_train_backward_blocks) so a
+ * caller can inject gradients scaled by the cross-entropy the head just
+ * measured (the distillation normalisation, kd.c).
  */
 #include "train/ops.h"
 #include "train/train_ctx.h"
@@ -62,9 +68,15 @@ static void block_backward(slm_train_ctx *tc, int l, const float *x_in, const sl
     slm_linear_backward(&b->lin[SLM_PROJ_UP], &g, N, a->xn2, D, tc->du, F, tc->dxn, D, 1.0f, tc->lin_tmp, tc->lin_dtmp);
     slm_rmsnorm_bwd_rows(tc->dx, grad_of(tv, bx->ffn_norm), tc->dxn, a->xmid, a->rms2, b->ffn_norm, N, D, true);
 
-    /* attention */
+    /* attention; a gradient injected at the attention output joins the
+     * residual's only on the o projection's side (dxn is free until q's backward) */
+    const float *dy_o = tc->dx;
+    if (tc->d_attn_out[l]) {
+        for (int64_t i = 0; i < (int64_t)N * D; i++) tc->dxn[i] = tc->dx[i] + tc->d_attn_out[l][i];
+        dy_o = tc->dxn;
+    }
     g = linear_grads(tv, &bx->lin[SLM_PROJ_O]);
-    slm_linear_backward(&b->lin[SLM_PROJ_O], &g, N, a->att, Q, tc->dx, D, tc->datt, Q, 0.0f, tc->lin_tmp, tc->lin_dtmp);
+    slm_linear_backward(&b->lin[SLM_PROJ_O], &g, N, a->att, Q, dy_o, D, tc->datt, Q, 0.0f, tc->lin_tmp, tc->lin_dtmp);
     slm_attn_shape sh = {tc->B, tc->T, c->n_heads, c->n_kv_heads, c->head_dim};
     slm_attn_bwd(&sh, a->q, a->k, a->v, a->p, tc->datt, tc->dq, tc->dk, tc->dv, tc->attn_scratch, tc->n_threads);
     if (l == tc->last_kept) {
@@ -83,20 +95,30 @@ static void block_backward(slm_train_ctx *tc, int l, const float *x_in, const sl
     slm_rmsnorm_bwd_rows(tc->dx, grad_of(tv, bx->attn_norm), tc->dxn, x_in, a->rms1, b->attn_norm, N, D, true);
 }
 
-slm_status slm_train_backward(slm_train_ctx *tc, const int32_t *targets, slm_train_ctx *teacher,
-                              const slm_loss_params *lp, slm_loss_result *res) {
+slm_status slm_train_backward_head(slm_train_ctx *tc, const int32_t *targets, slm_train_ctx *teacher,
+                                   const slm_loss_params *lp, slm_loss_result *res) {
+    slm_model *m = tc->m;
+    const char *who = m->path ? m->path : "model";
+    if (tc->forward_only) return slm_fail(SLM_ERR_STATE, "%s: backward on a forward-only training context", who);
+    if (!tc->have_forward || tc->head_done) return slm_fail(SLM_ERR_STATE, "%s: backward before a forward", who);
+    slm_status st = slm_trainable_check(tc->tv);
+    if (st) return st;
+    st = slm_train_head_loss(tc, targets, teacher, lp, true, res);
+    if (st) return st;
+    tc->head_done = true;
+    return SLM_OK;
+}
+
+slm_status slm_train_backward_blocks(slm_train_ctx *tc) {
     slm_model *m = tc->m;
     const slm_config *c = &m->cfg;
     const char *who = m->path ? m->path : "model";
-    if (tc->forward_only) return slm_fail(SLM_ERR_STATE, "%s: backward on a forward-only training context", who);
-    if (!tc->have_forward) return slm_fail(SLM_ERR_STATE, "%s: backward before a forward", who);
+    if (!tc->head_done) return slm_fail(SLM_ERR_STATE, "%s: the blocks' backward needs the head's first", who);
     slm_status st = slm_trainable_check(tc->tv);
     if (st) return st;
     const slm_trainable *tv = tc->tv;
     const int N = tc->N, D = c->d_model, L = c->n_layers;
-
-    st = slm_train_head_loss(tc, targets, teacher, lp, true, res);
-    if (st) return st;
+    tc->head_done = false;
     tc->have_forward = false; /* the recompute below overwrites shared activations */
 
     /* Lowest block the pass must reach: below it nothing trains. */
@@ -129,4 +151,10 @@ slm_status slm_train_backward(slm_train_ctx *tc, const int32_t *targets, slm_tra
         for (int n = 0; n < N; n++) add_rows(ge + (int64_t)tc->tokens[n] * D, tc->dx + (int64_t)n * D, D);
     }
     return SLM_OK;
+}
+
+slm_status slm_train_backward(slm_train_ctx *tc, const int32_t *targets, slm_train_ctx *teacher,
+                              const slm_loss_params *lp, slm_loss_result *res) {
+    slm_status st = slm_train_backward_head(tc, targets, teacher, lp, res);
+    return st ? st : slm_train_backward_blocks(tc);
 }

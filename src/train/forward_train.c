@@ -21,7 +21,8 @@
 #include <string.h>
 
 slm_train_ctx_params slm_train_ctx_default_params(void) {
-    return (slm_train_ctx_params){.n_seq = 1, .n_tok = 128, .recompute = false, .forward_only = false};
+    return (slm_train_ctx_params){.n_seq = 1, .n_tok = 128, .recompute = false, .forward_only = false,
+                                  .keep_attn_out = false};
 }
 
 /* ---- memory ------------------------------------------------------------------------- */
@@ -86,6 +87,7 @@ static void carve_all(carver *cv, slm_train_ctx *tc) {
     float *prev = carve(cv, N * D);
     tc->hidden[0] = prev;
     for (int i = 0; i < L; i++) tc->hidden[i + 1] = prev = m->blocks[i].kept ? carve(cv, N * D) : prev;
+    for (int i = 0; i < L; i++) tc->attn_out[i] = tc->keep_attn_out && m->blocks[i].kept ? carve(cv, N * D) : NULL;
     bool shared = tc->recompute || tc->forward_only;
     slm_block_acts one;
     if (shared) carve_acts(cv, tc, Fmax, &one);
@@ -176,6 +178,7 @@ slm_status slm_train_ctx_new(slm_model *m, slm_trainable *tv, const slm_train_ct
     tc->N = p->n_seq * p->n_tok;
     tc->recompute = p->recompute;
     tc->forward_only = p->forward_only || !tv;
+    tc->keep_attn_out = p->keep_attn_out;
     tc->n_threads = slm_attn_threads();
     tc->shared_layer = -1;
     tc->last_kept = -1;
@@ -185,7 +188,9 @@ slm_status slm_train_ctx_new(slm_model *m, slm_trainable *tv, const slm_train_ct
     tc->hidden = slm_calloc((size_t)L + 1, sizeof *tc->hidden, "hidden states");
     tc->d_hidden = slm_calloc((size_t)L + 1, sizeof *tc->d_hidden, "hidden-state gradients");
     tc->acts = slm_calloc((size_t)L, sizeof *tc->acts, "block activations");
-    if (!tc->hidden || !tc->d_hidden || !tc->acts) {
+    tc->attn_out = slm_calloc((size_t)L, sizeof *tc->attn_out, "attention outputs");
+    tc->d_attn_out = slm_calloc((size_t)L, sizeof *tc->d_attn_out, "attention-output gradients");
+    if (!tc->hidden || !tc->d_hidden || !tc->acts || !tc->attn_out || !tc->d_attn_out) {
         slm_train_ctx_free(tc);
         return SLM_ERR_NOMEM;
     }
@@ -216,6 +221,10 @@ void slm_train_ctx_free(slm_train_ctx *tc) {
     if (tc->d_hidden)
         for (int i = 0; i <= tc->m->cfg.n_layers; i++) free(tc->d_hidden[i]);
     for (int k = 0; k < 3; k++) free(tc->d_qkv[k]);
+    if (tc->d_attn_out)
+        for (int i = 0; i < tc->m->cfg.n_layers; i++) free(tc->d_attn_out[i]);
+    free(tc->d_attn_out);
+    free(tc->attn_out);
     free(tc->d_hidden);
     free(tc->hidden);
     free(tc->acts);
@@ -239,8 +248,14 @@ void slm_train_block_forward(slm_train_ctx *tc, int l, const float *x_in, float 
     slm_rope_rows(a->k, N, tc->T, c->n_kv_heads, c->head_dim, KV, tc->rope_fwd, mode);
     slm_attn_shape sh = {tc->B, tc->T, c->n_heads, c->n_kv_heads, c->head_dim};
     slm_attn_fwd(&sh, a->q, a->k, a->v, a->p, a->att);
-    memcpy(a->xmid, x_in, (size_t)N * D * sizeof(float));
-    slm_linear_forward(&b->lin[SLM_PROJ_O], N, a->att, Q, a->xmid, D, 1.0f, tc->lin_tmp);
+    float *ao = tc->attn_out[l];
+    if (ao) { /* the attention output kept for a loss on it: xmid = x + ao */
+        slm_linear_forward(&b->lin[SLM_PROJ_O], N, a->att, Q, ao, D, 0.0f, tc->lin_tmp);
+        for (int64_t i = 0; i < (int64_t)N * D; i++) a->xmid[i] = x_in[i] + ao[i];
+    } else {
+        memcpy(a->xmid, x_in, (size_t)N * D * sizeof(float));
+        slm_linear_forward(&b->lin[SLM_PROJ_O], N, a->att, Q, a->xmid, D, 1.0f, tc->lin_tmp);
+    }
 
     slm_rmsnorm_fwd_rows(a->xn2, a->rms2, a->xmid, b->ffn_norm, N, D, c->norm_eps);
     slm_linear_forward(&b->lin[SLM_PROJ_GATE], N, a->xn2, D, a->g, F, 0.0f, tc->lin_tmp);
@@ -256,6 +271,7 @@ slm_status slm_train_forward(slm_train_ctx *tc, const int32_t *tokens) {
     const char *who = m->path ? m->path : "model";
     const int N = tc->N, D = c->d_model, L = c->n_layers;
     tc->have_forward = false;
+    tc->head_done = false;
     slm_status st = tc->tv ? slm_trainable_check(tc->tv) : SLM_OK;
     if (st) return st;
     for (int i = 0; i < L; i++)
@@ -282,7 +298,10 @@ slm_status slm_train_forward(slm_train_ctx *tc, const int32_t *tokens) {
         if (tc->d_hidden[i]) memset(tc->d_hidden[i], 0, (size_t)N * D * sizeof(float));
     for (int k = 0; k < 3; k++)
         if (tc->d_qkv[k]) memset(tc->d_qkv[k], 0, (size_t)N * (k ? KV : Q) * sizeof(float));
+    for (int i = 0; i < L; i++)
+        if (tc->d_attn_out[i]) memset(tc->d_attn_out[i], 0, (size_t)N * D * sizeof(float));
     tc->have_forward = true;
+    tc->head_done = false;
     return SLM_OK;
 }
 
@@ -329,4 +348,20 @@ float *slm_train_qkv_grad(slm_train_ctx *tc, int which) {
         tc->d_qkv[which] = slm_calloc((size_t)tc->N * cols, sizeof(float), "q/k/v gradient");
     }
     return tc->d_qkv[which];
+}
+
+const float *slm_train_attn_out(const slm_train_ctx *tc, int l) {
+    if (l < 0 || l >= tc->m->cfg.n_layers || !tc->have_forward) return NULL;
+    return tc->attn_out[l];
+}
+
+float *slm_train_attn_out_grad(slm_train_ctx *tc, int l) {
+    const slm_config *c = &tc->m->cfg;
+    if (l < 0 || l >= c->n_layers || !tc->m->blocks[l].kept) {
+        slm_fail(SLM_ERR_ARG, "train: block %d is not a kept block (0..%d)", l, c->n_layers - 1);
+        return NULL;
+    }
+    if (!tc->d_attn_out[l])
+        tc->d_attn_out[l] = slm_calloc((size_t)tc->N * c->d_model, sizeof(float), "attention-output gradient");
+    return tc->d_attn_out[l];
 }

@@ -85,6 +85,7 @@ typedef struct slm_train_ctx_params {
     int n_tok;      /* T (<= the model's max_ctx) */
     bool recompute; /* keep only each block's input; recompute the block in the backward */
     bool forward_only; /* a teacher: keeps hidden states and the final norm only */
+    bool keep_attn_out; /* keep every kept block's attention output [N][D] (homotopic KD) */
 } slm_train_ctx_params;
 slm_train_ctx_params slm_train_ctx_default_params(void);
 
@@ -125,6 +126,13 @@ slm_status slm_train_last_qkv(const slm_train_ctx *tc, const float **q, const fl
  * kept block ([N][Q] or [N][KV], q and k after RoPE). */
 float *slm_train_hidden_grad(slm_train_ctx *tc, int i);
 float *slm_train_qkv_grad(slm_train_ctx *tc, int which);
+/* With keep_attn_out, after a forward: block l's attention output, what its
+ * attention sub-layer adds to the residual stream (the o projection's
+ * output) [N][D]; NULL for a dropped block or without keep_attn_out. Its
+ * gradient buffer (as above) reaches the o projection and what feeds it,
+ * not the residual path around it. */
+const float *slm_train_attn_out(const slm_train_ctx *tc, int l);
+float *slm_train_attn_out_grad(slm_train_ctx *tc, int l);
 
 /* logits [T][V] of sequence b after a forward. */
 slm_status slm_train_logits(slm_train_ctx *tc, int b, float *logits);
@@ -173,6 +181,85 @@ slm_status slm_train_loss(slm_train_ctx *tc, const int32_t *targets, slm_train_c
  * stops below the lowest block that still needs a gradient). */
 slm_status slm_train_backward(slm_train_ctx *tc, const int32_t *targets, slm_train_ctx *teacher,
                               const slm_loss_params *lp, slm_loss_result *res);
+/* The same in two halves: the head and logit losses (the final norm's input
+ * gradient is kept), then the blocks. Between them a caller may fill the
+ * injection buffers using the CE the head measured (slm_kd_norm_scale). */
+slm_status slm_train_backward_head(slm_train_ctx *tc, const int32_t *targets, slm_train_ctx *teacher,
+                                   const slm_loss_params *lp, slm_loss_result *res);
+slm_status slm_train_backward_blocks(slm_train_ctx *tc);
+
+/* ---- distillation on intermediate activations (kd.c) ------------------------------------ */
+
+/* MiniLM relation KD between the last kept blocks of student and teacher
+ * (both ran forward on the same tokens; same query and key/value head
+ * counts, head widths may differ), per query head h with its key head and
+ * per key/value head g, each row i over keys j <= i:
+ *   L = mean_{b,h,i} KL(softmax(q^t k^t/sqrt(Dh_t)) || softmax(q^s k^s/sqrt(Dh_s)))
+ *     + mean_{b,g,i} KL(softmax(v^t v^t/sqrt(Dh_t)) || softmax(v^s v^s/sqrt(Dh_s)))
+ * (q, k after RoPE). *value gets L; grad_scale != 0 adds grad_scale * dL
+ * into the student's q/k/v gradient buffers. */
+slm_status slm_kd_relation(slm_train_ctx *student, const slm_train_ctx *teacher, float grad_scale, double *value);
+
+typedef struct slm_kd_hidden_parts {
+    double emb, hidden, attn; /* MSE of the embeddings; sums over blocks of the hidden / attention-output MSEs */
+    int n_blocks;             /* student blocks compared */
+} slm_kd_hidden_parts;
+/* Homotopic / TinyBERT-style KD: L = MSE(embeddings) + sum over kept
+ * student blocks l of MSE(output of l, output of teacher block src[l])
+ * + MSE(attention output of l, of teacher block src[l]); MSE = mean over
+ * the N x D elements. Both contexts need keep_attn_out; src [L_student]
+ * names the teacher block each kept student block came from. grad_scale as
+ * above (into the hidden-state and attention-output buffers); parts may be NULL. */
+slm_status slm_kd_hidden(slm_train_ctx *student, const slm_train_ctx *teacher, const int *src, float grad_scale,
+                         double *value, slm_kd_hidden_parts *parts);
+
+/* The normalisation of Jha et al.: a distillation term L enters the loss as
+ * lambda * L * CE~ / L~ (~: detached values of this micro-batch), i.e. with
+ * the magnitude of the cross-entropy; its gradient scale is returned:
+ * lambda * ce / term, or 0 when term <= 1e-12 (student equals teacher there). */
+double slm_kd_norm_scale(double lambda, double ce, double term);
+
+/* ---- the combined loss (Eq. 8 of Jha et al.) of one micro-batch (kd.c) ------------------- */
+
+/* Distillation terms, combinable. */
+enum {
+    SLM_KD_LOGITS = 1u << 0,   /* vanilla KD: tau^2 KL of the logits (loss.c) */
+    SLM_KD_RELATION = 1u << 1, /* MiniLM Q-K and V-V relations of the last block */
+    SLM_KD_HIDDEN = 1u << 2    /* embeddings, block outputs and attention outputs (MSE) */
+};
+/* "none", "vanilla", "minilm", "hidden", "homotopic" (= hidden + vanilla, as
+ * HomoDistil distils both), or several joined by '+' ("minilm+vanilla"). */
+slm_status slm_kd_parse(const char *s, unsigned *terms);
+/* "none", or the term names joined by '+' (buf of at least 32 bytes). */
+const char *slm_kd_name(unsigned terms, char *buf, size_t cap);
+
+typedef struct slm_kd_params {
+    unsigned terms;    /* SLM_KD_* (0: plain CE) */
+    float lambda;      /* weight of each normalised term */
+    float tau;         /* vanilla KD temperature */
+    const int *src;    /* [L_student] teacher block of each student block (SLM_KD_HIDDEN) */
+} slm_kd_params;
+
+typedef struct slm_kd_result {
+    double loss;                 /* ce + sum of the normalised terms (each lambda * ce when active) */
+    double ce;                   /* this micro-batch's CE (summed / denom) */
+    double logits, rel, hid;     /* raw terms: vanilla KD (summed / denom), relation, homotopic (means) */
+    slm_kd_hidden_parts parts;   /* of hid */
+    double scale_logits, scale_rel, scale_hid; /* gradient scales lambda * ce / term applied (0: inactive) */
+    int64_t n_pred;
+} slm_kd_result;
+
+/* One micro-batch of training: forward of the student (and of the teacher
+ * when a term needs it, on the same tokens), then
+ *   L = CE + sum over active terms i of lambda * L_i * CE~ / L_i~
+ * differentiated into the student's view (gradients add, as the backward
+ * does). denom: predicted tokens of the whole accumulated batch (<= 0: this
+ * micro-batch's). The vanilla term's scale needs its value before the head's
+ * backward, which costs one extra lm-head pass of both models. Contexts:
+ * the student's trainable, the teacher's forward only; both with
+ * keep_attn_out for SLM_KD_HIDDEN. */
+slm_status slm_train_microstep(slm_train_ctx *student, slm_train_ctx *teacher, const int32_t *tokens,
+                               const int32_t *targets, double denom, const slm_kd_params *kp, slm_kd_result *res);
 
 /* ---- optimizers and schedule (optim.c) ---------------------------------------------- */
 

@@ -10,6 +10,7 @@ struct slm_train_ctx {
     slm_trainable *tv;       /* NULL: forward only */
     int B, T, N;
     bool recompute, forward_only;
+    bool keep_attn_out;      /* attn_out[] kept for losses on it */
     int n_threads;           /* attention and loss scratch are sized for this many */
     float *rope_fwd;         /* [T][Dh/2][2] (cos, sin) */
     float *rope_bwd;         /* [T][Dh/2][2] (cos, -sin): the inverse rotation */
@@ -32,7 +33,10 @@ struct slm_train_ctx {
     /* gradients injected by losses on intermediate activations (NULL until asked for) */
     float **d_hidden;        /* [L+1] */
     float *d_qkv[3];
+    float **attn_out;        /* [L] -> [N][D] attention output of a kept block (keep_attn_out), else NULL */
+    float **d_attn_out;      /* [L] -> [N][D] its injected gradient (NULL until asked for) */
     bool have_forward;
+    bool head_done;          /* slm_train_backward_head ran since the forward */
     void *mem;               /* one allocation carved into the buffers above */
 };
 

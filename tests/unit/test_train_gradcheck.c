@@ -12,6 +12,9 @@
  *      linear losses on hidden states 0, 2, 3 and on the last block's q, k, v
  *      (the injection points relation / homotopic KD will use).
  *   C: MQA (Hkv 1), linear RoPE scaling, recompute on.
+ *   D: slm_train_microstep's normalised CE + vanilla + relation (MiniLM) +
+ *      homotopic KD against a teacher (block map 0->0, 2->1), recompute on,
+ *      q/k/v biases, a low-rank k and a narrow MLP in the student.
  * Per tensor: its 6 largest analytic entries and 10 random ones; the step is
  * 1e-4 (at least 4 ulp) in double, so FD truncation is ~1e-9 and the error
  *   err = |analytic - fd| / (|fd| + 1e-3 max|analytic of the tensor|)
@@ -39,7 +42,38 @@ typedef struct ref_loss {
     const double *teacher;      /* [N][V] teacher logits or NULL */
     const float *c_hidden[8];   /* [N][D] weights of a linear loss on hidden(i), or NULL */
     const float *c_qkv[3];      /* on the last kept block's q, k (after RoPE), v */
+    /* distillation against a teacher's activations (constants): weights of the relation and homotopic terms */
+    double c_rel, c_hid;
+    const double *t_q, *t_k, *t_v; /* teacher's last block q, k (after RoPE), v [N][Q], [N][KV] (same heads) */
+    const double *t_hid[8];     /* [N][D] teacher state compared with hidden(i) (NULL: none) */
+    const double *t_att[8];     /* [N][D] teacher attention output compared with block l's (NULL: none) */
 } ref_loss;
+
+/* The raw distillation terms of the last ref_loss_eval call. */
+static double g_ref_rel, g_ref_hid;
+
+/* sum over rows i and keys j <= i of KL(softmax(t) || softmax(s)) for one
+ * head of one sequence; xs/ys the student's query/key vectors (row stride
+ * lds), xt/yt the teacher's (row strides ldxt, ldyt), Dh wide. */
+static double ref_rel_head(const double *xs, const double *ys, int64_t lds, const double *xt, const double *yt,
+                           int64_t ldxt, int64_t ldyt, int Dh) {
+    double kl = 0;
+    for (int i = 0; i < T; i++) {
+        double ss[T], st[T], ms = -INFINITY, mt = -INFINITY, zs = 0, zt = 0;
+        for (int j = 0; j <= i; j++) {
+            ss[j] = st[j] = 0;
+            for (int d = 0; d < Dh; d++) ss[j] += xs[i * lds + d] * ys[j * lds + d], st[j] += xt[i * ldxt + d] * yt[j * ldyt + d];
+            ss[j] /= sqrt((double)Dh), st[j] /= sqrt((double)Dh);
+            ms = fmax(ms, ss[j]), mt = fmax(mt, st[j]);
+        }
+        for (int j = 0; j <= i; j++) zs += exp(ss[j] - ms), zt += exp(st[j] - mt);
+        for (int j = 0; j <= i; j++) {
+            double lpt = st[j] - mt - log(zt), lps = ss[j] - ms - log(zs);
+            kl += exp(lpt) * (lpt - lps);
+        }
+    }
+    return kl;
+}
 
 static void ref_linear(const slm_linear *l, const double *x, double *y) {
     for (int o = 0; o < l->n_out; o++) {
@@ -92,9 +126,16 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
     int last = -1;
     for (int l = 0; l < L; l++)
         if (m->blocks[l].kept) last = l;
-    double sum = 0, extra = 0;
+    double sum = 0, extra = 0, rel = 0, hid = 0;
     int64_t n_pred = 0;
+    static double qa[N][64], ka[N][64], va[N][64]; /* the student's last-block q, k, v of every row */
     for (int b = 0; b < B; b++) {
+        if (rl->t_hid[0])
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < D; i++) {
+                    double d = m->tok_embd[(int64_t)rl->tok[b * T + t] * D + i] - rl->t_hid[0][(b * T + t) * D + i];
+                    hid += d * d / (N * D);
+                }
         for (int t = 0; t < T; t++)
             for (int i = 0; i < D; i++) x[t][i] = m->tok_embd[(int64_t)rl->tok[b * T + t] * D + i];
         for (int l = 0; l <= L; l++) {
@@ -108,6 +149,9 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
                     ref_rope(q[t], H, Dh, inv, t, c->rope_layout == SLM_ROPE_ADJACENT);
                     ref_rope(k[t], Hkv, Dh, inv, t, c->rope_layout == SLM_ROPE_ADJACENT);
                     if (l - 1 == last) {
+                        memcpy(qa[b * T + t], q[t], sizeof(double) * Q);
+                        memcpy(ka[b * T + t], k[t], sizeof(double) * KV);
+                        memcpy(va[b * T + t], v[t], sizeof(double) * KV);
                         if (rl->c_qkv[0]) extra += dotc(rl->c_qkv[0] + (int64_t)(b * T + t) * Q, q[t], Q);
                         if (rl->c_qkv[1]) extra += dotc(rl->c_qkv[1] + (int64_t)(b * T + t) * KV, k[t], KV);
                         if (rl->c_qkv[2]) extra += dotc(rl->c_qkv[2] + (int64_t)(b * T + t) * KV, v[t], KV);
@@ -131,6 +175,10 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
                         }
                     }
                     ref_linear(&bl->lin[SLM_PROJ_O], att, y);
+                    for (int i = 0; i < D && rl->t_att[l - 1]; i++) {
+                        double d = y[i] - rl->t_att[l - 1][(b * T + t) * D + i];
+                        hid += d * d / (N * D);
+                    }
                     for (int i = 0; i < D; i++) x[t][i] += y[i];
                     ref_rms(x[t], bl->ffn_norm, D, c->norm_eps, xn);
                     ref_linear(&bl->lin[SLM_PROJ_GATE], xn, g);
@@ -142,6 +190,12 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
             }
             if (rl->c_hidden[l])
                 for (int t = 0; t < T; t++) extra += dotc(rl->c_hidden[l] + (int64_t)(b * T + t) * D, x[t], D);
+            if (l > 0 && rl->t_hid[l])
+                for (int t = 0; t < T; t++)
+                    for (int i = 0; i < D; i++) {
+                        double d = x[t][i] - rl->t_hid[l][(b * T + t) * D + i];
+                        hid += d * d / (N * D);
+                    }
         }
         for (int t = 0; t < T; t++) {
             int y_t = rl->tgt[b * T + t];
@@ -170,7 +224,23 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
             }
         }
     }
-    return sum / (double)n_pred + extra;
+    if (rl->t_q) { /* relation KD: q-k per query head, v-v per key/value head, means over (b, head, row) */
+        double qk = 0, vv = 0;
+        for (int b = 0; b < B; b++) {
+            for (int h = 0; h < H; h++) {
+                int gk = h / (H / Hkv);
+                qk += ref_rel_head(qa[b * T] + h * Dh, ka[b * T] + gk * Dh, 64, rl->t_q + (int64_t)b * T * Q + h * Dh,
+                                   rl->t_k + (int64_t)b * T * KV + gk * Dh, Q, KV, Dh);
+            }
+            for (int gv = 0; gv < Hkv; gv++)
+                vv += ref_rel_head(va[b * T] + gv * Dh, va[b * T] + gv * Dh, 64, rl->t_v + (int64_t)b * T * KV + gv * Dh,
+                                   rl->t_v + (int64_t)b * T * KV + gv * Dh, KV, KV, Dh);
+        }
+        rel = qk / (B * T * H) + vv / (B * T * Hkv);
+    }
+    g_ref_rel = rel;
+    g_ref_hid = hid;
+    return sum / (double)n_pred + extra + rl->c_rel * rel + rl->c_hid * hid;
 }
 
 /* ---- plans -------------------------------------------------------------------------------- */
@@ -455,6 +525,90 @@ static void case_c(void) {
     slm_model_free(m);
 }
 
+/* D: the combined, normalised distillation loss of slm_train_microstep
+ * (CE + vanilla KD + relation KD + homotopic KD, each scaled to the CE)
+ * against a teacher of other weights, the student mapping its blocks 0 and
+ * 2 to teacher blocks 0 and 1; the scales are the detached constants the
+ * step used, so the reference is CE + s_v KD + s_r L_rel + s_h L_hid. */
+static double *to_double(const float *p, int64_t n) {
+    double *d = malloc(sizeof(double) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) d[i] = p[i];
+    return d;
+}
+
+static void case_d(void) {
+    slm_config cfg = base_cfg();
+    cfg.attn_bias = true;
+    cfg.rope_layout = SLM_ROPE_HALVES;
+    slm_model *m, *mt;
+    if (!CHECK(slm_model_new_random(&cfg, 16, &m) == SLM_OK && slm_model_new_random(&cfg, 17, &mt) == SLM_OK,
+               "models: %s", slm_last_error()))
+        return;
+    m->blocks[1].kept = false;
+    make_lowrank(m, 2, SLM_PROJ_K, 5);
+    CHECK(slm_block_set_mlp_width(m, 2, 40) == SLM_OK, "narrow");
+    slm_trainable *tv;
+    if (!CHECK(slm_trainable_new(m, &tv) == SLM_OK, "view: %s", slm_last_error())) return;
+    const int src[3] = {0, -1, 1};
+    slm_train_ctx_params cp = {.n_seq = B, .n_tok = T, .recompute = true, .keep_attn_out = true};
+    slm_train_ctx_params tp = {.n_seq = B, .n_tok = T, .forward_only = true, .keep_attn_out = true};
+    slm_train_ctx *tc, *teacher;
+    if (!CHECK(slm_train_ctx_new(m, tv, &cp, &tc) == SLM_OK && slm_train_ctx_new(mt, NULL, &tp, &teacher) == SLM_OK,
+               "contexts: %s", slm_last_error()))
+        return;
+    int32_t tok[N], tgt[N];
+    tokens(tok, tgt, cfg.n_vocab, 4);
+    slm_kd_params kp = {.terms = SLM_KD_LOGITS | SLM_KD_RELATION | SLM_KD_HIDDEN, .lambda = 0.7f, .tau = 2.0f,
+                        .src = src};
+    slm_kd_result r;
+    slm_trainable_zero_grad(tv);
+    if (!CHECK(slm_train_microstep(tc, teacher, tok, tgt, 0, &kp, &r) == SLM_OK, "microstep: %s", slm_last_error()))
+        return;
+    const int V = cfg.n_vocab, D = cfg.d_model, Q = cfg.n_heads * cfg.head_dim, KV = cfg.n_kv_heads * cfg.head_dim;
+    float *tl = malloc(sizeof(float) * T * V);
+    double *tld = malloc(sizeof(double) * N * V);
+    for (int b = 0; b < B; b++) {
+        slm_train_logits(teacher, b, tl);
+        for (int i = 0; i < T * V; i++) tld[(int64_t)b * T * V + i] = tl[i];
+    }
+    const float *q, *k, *v;
+    CHECK(slm_train_last_qkv(teacher, &q, &k, &v, NULL) == SLM_OK, "teacher q/k/v");
+    ref_loss rl = {.tok = tok, .tgt = tgt, .cw = 1.0f, .kw = (float)r.scale_logits, .tau = 2.0f, .teacher = tld,
+                   .c_rel = r.scale_rel, .c_hid = r.scale_hid, .t_q = to_double(q, N * Q), .t_k = to_double(k, N * KV),
+                   .t_v = to_double(v, N * KV)};
+    rl.t_hid[0] = to_double(slm_train_hidden(teacher, 0), N * D);
+    for (int l = 0; l < 3; l++)
+        if (src[l] >= 0) {
+            rl.t_hid[l + 1] = to_double(slm_train_hidden(teacher, src[l] + 1), N * D);
+            rl.t_att[l] = to_double(slm_train_attn_out(teacher, src[l]), N * D);
+        }
+    double total = ref_loss_eval(m, &rl);
+    ref_loss parts = rl;
+    parts.kw = 0;
+    parts.teacher = NULL;
+    double ce = ref_loss_eval(m, &parts);
+    ce -= rl.c_rel * g_ref_rel + rl.c_hid * g_ref_hid;
+    printf("D: ce %.9f vs %.9f, rel %.9f vs %.9f, hid %.9f vs %.9f (emb %.3g, %d blocks), loss %.9f vs %.9f\n", r.ce, ce,
+           r.rel, g_ref_rel, r.hid, g_ref_hid, r.parts.emb, r.parts.n_blocks, r.loss, total);
+    printf("D: scales: vanilla %.4f (kd %.6f), relation %.4f, homotopic %.4f (lambda %.1f)\n", r.scale_logits, r.logits,
+           r.scale_rel, r.scale_hid, (double)kp.lambda);
+    CHECK(fabs(r.ce - ce) < 1e-5 * ce && fabs(r.rel - g_ref_rel) < 1e-5 * g_ref_rel &&
+              fabs(r.hid - g_ref_hid) < 1e-5 * g_ref_hid && fabs(r.loss - total) < 1e-5 * total,
+          "D: values");
+    CHECK(r.parts.n_blocks == 2 && r.rel > 0 && r.hid > 0 && r.logits > 0, "D: every term active");
+    CHECK(fabs(r.scale_rel * r.rel - kp.lambda * r.ce) < 1e-9 && fabs(r.scale_hid * r.hid - kp.lambda * r.ce) < 1e-9 &&
+              fabs(r.scale_logits * r.logits - kp.lambda * r.ce) < 1e-6,
+          "D: each normalised term equals lambda * CE");
+    gradcheck("D (CE + normalised vanilla, relation, homotopic KD; recompute, block map 0->0, 2->1)", tv, &rl);
+    slm_train_ctx_free(tc);
+    slm_train_ctx_free(teacher);
+    slm_trainable_free(tv);
+    slm_model_free(m);
+    slm_model_free(mt);
+    free(tl), free(tld), free((void *)rl.t_q), free((void *)rl.t_k), free((void *)rl.t_v);
+    for (int i = 0; i < 8; i++) free((void *)rl.t_hid[i]), free((void *)rl.t_att[i]);
+}
+
 static void case_qblock(void) {
     slm_config cfg = base_cfg();
     slm_model *m;
@@ -476,6 +630,7 @@ int main(void) {
     case_a();
     case_b();
     case_c();
+    case_d();
     case_qblock();
     return slm_test_finish();
 }
