@@ -3,7 +3,7 @@
 tests/unit/test_train_optim.c). Independent reference: PyTorch and
 transformers. Run once; the C tests never call Python.
 
-  python3 tools/make_train_golden.py [--data ../shared/data] [--out tests/golden]
+  python3 tools/make_train_golden.py [--data ../shared/data] [--out tests/golden] [--only grads|optim|kd]
 
 Writes:
   train_grads.json  For three HF checkpoints (tiny-random-LlamaForCausalLM:
@@ -33,6 +33,24 @@ Writes:
                     and F.kl_div(log_softmax(s/tau), softmax(t/tau),
                     'batchmean') * tau^2, each value and gradient w.r.t. the
                     student logits.
+  train_kd.json     The combined, normalised distillation loss (Jha et al.
+                    Eq. 8 as docs/train.md states it) on hf_qwen2_tiny (GQA
+                    4/2 heads, q/k/v biases, tied): teacher = the model,
+                    student = the model without block 0 (its block 1 kept),
+                    B=2 x T=12 fixed ids, lambda 0.5, tau 2:
+                      CE (mean next-token), vanilla KD (kl_div batchmean *
+                      tau^2 over the predicted rows), MiniLM relation KD of
+                      the last blocks (KL(teacher || student) of the causal
+                      softmax(q k^T / sqrt(Dh)) per query head with its key
+                      head and of softmax(v v^T / sqrt(Dh)) per key/value
+                      head, q and k after RoPE, means over (b, head, row)),
+                      homotopic KD (MSE of the embeddings + per student
+                      block MSE of its output and of its o_proj output
+                      against teacher block 1), and
+                        loss = CE + lambda * sum_i L_i * CE.detach() / L_i.detach()
+                    then loss.backward(): every term's value and each student
+                    parameter's gradient (norm, max, samples), named as
+                    slimlm names them (the student's layer 0 is block 1).
 """
 import argparse
 import json
@@ -157,25 +175,128 @@ def optim_case():
     }
 
 
+def kd_case(path, rel):
+    """Combined normalised KD loss of a student (block 0 removed) against the model itself."""
+    import copy
+    from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb
+    lam, tau = 0.5, 2.0
+    teacher = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    student = copy.deepcopy(teacher)
+    kept = [1]  # student layer i is teacher block kept[i]
+    student.model.layers = torch.nn.ModuleList([student.model.layers[i] for i in kept])
+    student.config.num_hidden_layers = len(kept)
+    for i, layer in enumerate(student.model.layers):
+        layer.self_attn.layer_idx = i
+    cfg = teacher.config
+    H, Hkv = cfg.num_attention_heads, cfg.num_key_value_heads
+    Dh = getattr(cfg, "head_dim", None) or cfg.hidden_size // H
+    V = cfg.vocab_size
+    rng = np.random.RandomState(5)
+    ids = torch.tensor(rng.randint(0, V, size=(B, T)).astype(np.int64))
+
+    def capture(model):
+        """Hooks that record embeddings, block outputs, o_proj outputs and the last block's q, k, v."""
+        rec = {"out": [], "att": []}
+        hs = [model.model.embed_tokens.register_forward_hook(lambda m, i, o: rec.__setitem__("emb", o))]
+        for layer in model.model.layers:
+            hs.append(layer.register_forward_hook(lambda m, i, o: rec["out"].append(o[0] if isinstance(o, tuple) else o)))
+            hs.append(layer.self_attn.o_proj.register_forward_hook(lambda m, i, o: rec["att"].append(o)))
+        last = model.model.layers[-1].self_attn
+        for nm in ("q", "k", "v"):
+            hs.append(getattr(last, nm + "_proj").register_forward_hook(
+                lambda m, i, o, nm=nm: rec.__setitem__(nm, o)))
+        return rec, hs
+
+    def qkv_heads(model, rec):
+        q = rec["q"].view(B, T, H, Dh).transpose(1, 2)
+        k = rec["k"].view(B, T, Hkv, Dh).transpose(1, 2)
+        v = rec["v"].view(B, T, Hkv, Dh).transpose(1, 2)
+        pos = torch.arange(T).unsqueeze(0).expand(B, T)
+        cos, sin = model.model.rotary_emb(v, pos)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        return q, k, v
+
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+
+    def rel_kl(xs, ys, xt, yt):
+        """mean over (b, head, row) of KL(softmax_t || softmax_s) of causal x y^T / sqrt(Dh) rows."""
+        ss = (xs @ ys.transpose(-1, -2) / math.sqrt(Dh)).masked_fill(~mask, float("-inf"))
+        st = (xt @ yt.transpose(-1, -2) / math.sqrt(Dh)).masked_fill(~mask, float("-inf"))
+        ls, lt = F.log_softmax(ss, -1), F.log_softmax(st, -1)
+        kl = torch.where(mask, lt.exp() * (lt - ls), torch.zeros_like(ls)).sum(-1)
+        return kl.mean()
+
+    rec_t, hs_t = capture(teacher)
+    with torch.no_grad():
+        zt = teacher(input_ids=ids).logits
+    rec_s, hs_s = capture(student)
+    zs = student(input_ids=ids).logits
+    for h in hs_t + hs_s:
+        h.remove()
+    ce = F.cross_entropy(zs[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
+    kd = F.kl_div(F.log_softmax(zs[:, :-1].reshape(-1, V) / tau, -1), F.softmax(zt[:, :-1].reshape(-1, V) / tau, -1),
+                  reduction="batchmean") * tau * tau
+    qs, ks, vs = qkv_heads(student, rec_s)
+    with torch.no_grad():
+        qt, kt, vt = qkv_heads(teacher, rec_t)
+    rep = H // Hkv
+    rel_qk = rel_kl(qs, ks.repeat_interleave(rep, 1), qt, kt.repeat_interleave(rep, 1))
+    rel_vv = rel_kl(vs, vs, vt, vt)
+    rel_t = rel_qk + rel_vv
+    emb = F.mse_loss(rec_s["emb"], rec_t["emb"])
+    hid = sum(F.mse_loss(rec_s["out"][i], rec_t["out"][b]) for i, b in enumerate(kept))
+    att = sum(F.mse_loss(rec_s["att"][i], rec_t["att"][b]) for i, b in enumerate(kept))
+    hom = emb + hid + att
+    c = ce.detach()
+    loss = ce + lam * (kd / kd.detach() * c + rel_t / rel_t.detach() * c + hom / hom.detach() * c)
+    loss.backward()
+    tensors = []
+    for name, p in student.named_parameters():
+        parts = name.split(".")
+        if parts[:2] == ["model", "layers"]:
+            parts[2] = str(kept[int(parts[2])])
+        g = p.grad.detach().double().numpy().reshape(-1)
+        top = np.argsort(-np.abs(g))[:N_TOP]
+        rnd = rng.randint(0, g.size, size=N_RAND)
+        idx = list(dict.fromkeys([int(i) for i in list(top) + list(rnd)]))
+        tensors.append({"name": ".".join(parts), "shape": list(p.shape), "grad_norm": float(np.linalg.norm(g)),
+                        "grad_max": float(np.abs(g).max()), "samples": [[i, float(g[i])] for i in idx]})
+    print(f"kd: ce {ce.item():.6f} kd {kd.item():.6f} rel {rel_t.item():.6f} (qk {rel_qk.item():.6f}) "
+          f"hom {hom.item():.6f} (emb {emb.item():.3g}) loss {loss.item():.6f}, {len(tensors)} tensors")
+    return {"model": rel, "B": B, "T": T, "lambda": lam, "tau": tau, "dropped": [0], "tokens": ids.reshape(-1).tolist(),
+            "ce": ce.item(), "kd": kd.item(), "rel": rel_t.item(), "rel_qk": rel_qk.item(), "rel_vv": rel_vv.item(),
+            "hom": hom.item(), "hom_emb": emb.item(), "hom_hidden": hid.item(), "hom_attn": att.item(),
+            "loss": loss.item(), "tensors": tensors}
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data"))
     ap.add_argument("--out", default=os.path.join(here, "..", "tests", "golden"))
+    ap.add_argument("--only", choices=["grads", "optim", "kd"], help="write one golden file only")
     a = ap.parse_args()
     torch.set_num_threads(2)
+    if a.only == "kd" or a.only is None:
+        with open(os.path.join(a.out, "train_kd.json"), "w") as f:
+            json.dump(kd_case(os.path.join(a.out, "hf_qwen2_tiny"), "golden:hf_qwen2_tiny"), f, separators=(",", ":"))
+        print("train_kd.json", os.path.getsize(os.path.join(a.out, "train_kd.json")), "bytes")
+        if a.only:
+            return
     cases = [
         (os.path.join(a.data, "models", "tiny-random-LlamaForCausalLM"), "data:models/tiny-random-LlamaForCausalLM", 1),
         (os.path.join(a.out, "hf_qwen2_tiny"), "golden:hf_qwen2_tiny", 2),
         (os.path.join(a.out, "hf_llama3_tiny"), "golden:hf_llama3_tiny", 3),
     ]
-    grads = {"cases": [model_case(p, rel, seed) for p, rel, seed in cases]}
-    with open(os.path.join(a.out, "train_grads.json"), "w") as f:
-        json.dump(grads, f, separators=(",", ":"))
-    with open(os.path.join(a.out, "train_optim.json"), "w") as f:
-        json.dump(optim_case(), f, separators=(",", ":"))
-    for n in ("train_grads.json", "train_optim.json"):
-        print(n, os.path.getsize(os.path.join(a.out, n)), "bytes")
+    if a.only in (None, "grads"):
+        grads = {"cases": [model_case(p, rel, seed) for p, rel, seed in cases]}
+        with open(os.path.join(a.out, "train_grads.json"), "w") as f:
+            json.dump(grads, f, separators=(",", ":"))
+        print("train_grads.json", os.path.getsize(os.path.join(a.out, "train_grads.json")), "bytes")
+    if a.only in (None, "optim"):
+        with open(os.path.join(a.out, "train_optim.json"), "w") as f:
+            json.dump(optim_case(), f, separators=(",", ":"))
+        print("train_optim.json", os.path.getsize(os.path.join(a.out, "train_optim.json")), "bytes")
 
 
 if __name__ == "__main__":
