@@ -12,6 +12,7 @@ static const slm_command k_commands[] = {
     {"eval", slm_cmd_eval, "zero-shot accuracy on benchmark tasks, as lm-evaluation-harness computes it"},
     {"rom", slm_cmd_rom, "compress with LLM-ROM (or svd-llm / svd baselines) to a parameter budget"},
     {"prune", slm_cmd_prune, "drop decoder blocks (truncation configs of Jha et al., or block influence)"},
+    {"train", slm_cmd_train, "continue pretraining, distil from a teacher, or train from scratch"},
     {"convert", slm_cmd_convert, "write a model as GGUF or safetensors (+config.json)"},
 };
 static const int k_n_commands = (int)(sizeof k_commands / sizeof k_commands[0]);

@@ -68,6 +68,12 @@ void slm_optim_free(slm_optim *o) {
 
 int64_t slm_optim_steps(const slm_optim *o) { return o->t; }
 
+const slm_optim_params *slm_optim_get_params(const slm_optim *o) { return &o->p; }
+
+float *slm_optim_moment(slm_optim *o, int which) { return which == 0 ? o->m : which == 1 ? o->v : NULL; }
+
+void slm_optim_set_steps(slm_optim *o, int64_t t) { o->t = t; }
+
 /* Sum of squares of one tensor's gradient, in double. */
 static double sum_sq(const float *g, int64_t n) {
     double s = 0.0;

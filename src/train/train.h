@@ -283,6 +283,12 @@ void slm_optim_free(slm_optim *o);
  * tensor) and no update when a gradient is not finite. */
 slm_status slm_optim_step(slm_optim *o, slm_trainable *tv, float lr, double *grad_norm);
 int64_t slm_optim_steps(const slm_optim *o);
+const slm_optim_params *slm_optim_get_params(const slm_optim *o);
+/* The state a checkpoint saves: moment arrays (which 0: m, 1: v, NULL for
+ * Lion), parallel to the view's flat arrays (tensor i at t[i].offset), and
+ * the step count the bias corrections use. */
+float *slm_optim_moment(slm_optim *o, int which);
+void slm_optim_set_steps(slm_optim *o, int64_t t);
 
 /* Linear warm-up then cosine decay to final_frac * peak:
  *   s < warmup:  lr = peak * (s + 1) / warmup
