@@ -204,7 +204,29 @@ def run_llamacpp(args):
     count = 0
     running, running_err, chunk_nll = [], [], []
     t0 = time.time()
-    for i in range(n_chunk):
+    # --first-chunk: score only chunks from there on (a long run split over
+    # sessions); chunk_nll / chunk_nll2 let the parts be combined exactly.
+    chunk_nll2 = []
+    def result():
+        mean = nll / count
+        var = nll2 / count - mean * mean
+        ppl = math.exp(mean)
+        err = math.sqrt(var / (count - 1)) * ppl
+        return ppl, err, {
+            "reference": "llama-cpp-python " + __import__("llama_cpp").__version__ +
+                         ", llama.cpp tools/perplexity protocol",
+            "model": args.model_name, "dequantized_f32": args.dequantize,
+            "data": os.path.basename(args.data), "data_bytes": len(raw), "ctx": n_ctx, "add_bos": bool(add_bos),
+            "n_tokens_file": len(tokens), "n_chunks": n_chunk, "n_scored": count,
+            "ppl": ppl, "stderr": err, "first_chunk": args.first_chunk, "chunks_done": len(chunk_nll),
+            "running_ppl": running, "running_stderr": running_err,
+            "chunk_nll": chunk_nll, "chunk_nll2": chunk_nll2,
+            "first_tokens": list(tokens[:16]),
+            "seconds": time.time() - t0,
+        }
+
+    name = args.out or f"ppl_llamacpp{args.tag}_ctx{n_ctx}.json"
+    for i in range(args.first_chunk, n_chunk):
         chunk = list(tokens[i * n_ctx:(i + 1) * n_ctx])
         if add_bos:
             chunk[0] = llm.token_bos()
@@ -215,27 +237,16 @@ def run_llamacpp(args):
         nll2 += (v * v).sum()
         count += len(v)
         chunk_nll.append(float(v.sum()))
+        chunk_nll2.append(float((v * v).sum()))
         running.append(math.exp(nll / count))
         m_, v_ = nll / count, nll2 / count - (nll / count) ** 2
         running_err.append(math.sqrt(v_ / (count - 1)) * running[-1])
         print(f"[{i + 1}]{running[-1]:.4f},", end="", flush=True, file=sys.stderr)
+        if len(chunk_nll) % 25 == 0:  # a partial file survives an interrupted run
+            write_json(name, result()[2])
     print(file=sys.stderr)
-    mean = nll / count
-    var = nll2 / count - mean * mean
-    ppl = math.exp(mean)
-    err = math.sqrt(var / (count - 1)) * ppl
+    ppl, err, out = result()
     print(f"PPL = {ppl:.4f} +/- {err:.5f}  ({time.time() - t0:.0f} s)", file=sys.stderr)
-    out = {
-        "reference": "llama-cpp-python " + __import__("llama_cpp").__version__ +
-                     ", llama.cpp tools/perplexity protocol",
-        "model": args.model_name, "dequantized_f32": args.dequantize,
-        "data": os.path.basename(args.data), "data_bytes": len(raw), "ctx": n_ctx, "add_bos": bool(add_bos),
-        "n_tokens_file": len(tokens), "n_chunks": n_chunk, "n_scored": count,
-        "ppl": ppl, "stderr": err, "running_ppl": running, "running_stderr": running_err, "chunk_nll": chunk_nll,
-        "first_tokens": list(tokens[:16]),
-        "seconds": time.time() - t0,
-    }
-    name = args.out or f"ppl_llamacpp{args.tag}_ctx{n_ctx}.json"
     write_json(name, out)
 
 
@@ -324,6 +335,7 @@ def main():
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--ctx", type=int, default=0, help="llamacpp: 512; lmeval-docs: 128; lmeval-full: 8192")
     ap.add_argument("--chunks", type=int, default=-1)
+    ap.add_argument("--first-chunk", type=int, default=0, help="llamacpp: start at this chunk (0-based)")
     ap.add_argument("--docs", default="28,29,14", help="lmeval-docs: document indices to score")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-model", action="store_true", help="lmeval: document statistics only")
