@@ -179,6 +179,38 @@ static void q6_k_to_float(const void *src, float *y, int64_t n) {
     }
 }
 
+/* ---- integers (I8, I32): values as they are; writing rounds to nearest
+ * (ties to even) and saturates ---------------------------------------- */
+
+static void i8_to_float(const void *src, float *dst, int64_t n) {
+    const int8_t *s = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = (float)s[i];
+}
+
+static void i8_from_float(const float *src, void *dst, int64_t n) {
+    int8_t *d = dst;
+    for (int64_t i = 0; i < n; i++) {
+        float v = nearbyintf(src[i]);
+        d[i] = (int8_t)(v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v);
+    }
+}
+
+static void i32_to_float(const void *src, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        int32_t v;
+        memcpy(&v, (const uint8_t *)src + 4 * i, 4);
+        dst[i] = (float)v;
+    }
+}
+
+static void i32_from_float(const float *src, void *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double v = nearbyint((double)src[i]);
+        int32_t x = (int32_t)(v > 2147483647.0 ? 2147483647.0 : v < -2147483648.0 ? -2147483648.0 : v);
+        memcpy((uint8_t *)dst + 4 * i, &x, 4);
+    }
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 static const slm_dtype_traits k_traits[SLM_DTYPE_COUNT_] = {
@@ -191,6 +223,8 @@ static const slm_dtype_traits k_traits[SLM_DTYPE_COUNT_] = {
     [SLM_DTYPE_Q4_K] = {"Q4_K", QK_K, 144, q4_k_to_float, NULL},
     [SLM_DTYPE_Q5_K] = {"Q5_K", QK_K, 176, q5_k_to_float, NULL},
     [SLM_DTYPE_Q6_K] = {"Q6_K", QK_K, 210, q6_k_to_float, NULL},
+    [SLM_DTYPE_I8] = {"I8", 1, 1, i8_to_float, i8_from_float},
+    [SLM_DTYPE_I32] = {"I32", 1, 4, i32_to_float, i32_from_float},
 };
 
 const slm_dtype_traits *slm_dtype_get(int id) {

@@ -8,6 +8,8 @@
  *   Q4_1 32 w / 20 B: d fp16, m fp16, 16 B nibbles; w = d*q + m
  *   Q8_0 32 w / 34 B: d fp16, 32 int8; w = d*q
  *   Q4_K/Q5_K/Q6_K 256 w super-blocks, as in ggml-quants.c (documented in dtype.c)
+ *   I8, I32  plain integers (ggml's GGML_TYPE_I8 / I32): the INT8 linear
+ *            kind's weights and outlier column indices (docs/int8.md)
  */
 #ifndef SLM_DTYPE_H
 #define SLM_DTYPE_H
@@ -25,6 +27,8 @@ typedef enum slm_dtype {
     SLM_DTYPE_Q4_K = 12,
     SLM_DTYPE_Q5_K = 13,
     SLM_DTYPE_Q6_K = 14,
+    SLM_DTYPE_I8 = 24,
+    SLM_DTYPE_I32 = 26,
     SLM_DTYPE_BF16 = 30,
     SLM_DTYPE_COUNT_ = 40 /* upper bound of ids, for tables */
 } slm_dtype;

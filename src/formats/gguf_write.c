@@ -7,6 +7,8 @@
  * a strided source (ld > ne0) is written compactly, and a source smaller
  * than the tensor is padded with zeros (a narrowed MLP written at the full
  * width llama.cpp's llama graph requires).
+ * slm_gguf_add_tensor_raw takes rows already in the type's bytes (the
+ * INT8 linear kind's I8 weights), copied as they are.
  * Setting a key twice replaces the earlier value (as ggml's gguf_set_*).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -35,6 +37,8 @@ typedef struct wtensor {
     int64_t ne0, ne1, ld;
     int64_t src_ne0, src_ne1; /* the part of [ne1][ne0] read from src; the rest is zeros */
     const float *src;
+    const void *raw;   /* slm_gguf_add_tensor_raw: rows already in the type's bytes, raw_stride apart */
+    size_t raw_stride;
     size_t nbytes;
     uint64_t offset;
 } wtensor;
@@ -181,6 +185,25 @@ slm_status slm_gguf_add_tensor_f32(slm_gguf_writer *w, const char *name, slm_dty
     return slm_gguf_add_tensor_f32_padded(w, name, type, n_dims, ne0, ne1, src, ld, ne0, ne1);
 }
 
+/* Checks the name and appends t (which takes ownership of nothing yet). */
+static slm_status push_tensor(slm_gguf_writer *w, wtensor t) {
+    if (strlen(t.name) == 0 || strlen(t.name) >= 256)
+        return slm_fail(SLM_ERR_ARG, "gguf writer: tensor name '%s' empty or too long", t.name);
+    for (int64_t i = 0; i < w->n_t; i++)
+        if (!strcmp(w->ts[i].name, t.name)) return slm_fail(SLM_ERR_ARG, "gguf writer: duplicate tensor '%s'", t.name);
+    if (w->n_t == w->cap_t) {
+        int64_t cap = w->cap_t ? w->cap_t * 2 : 256;
+        wtensor *n = realloc(w->ts, (size_t)cap * sizeof *n);
+        if (!n) return slm_fail(SLM_ERR_NOMEM, "gguf writer: out of memory");
+        w->ts = n;
+        w->cap_t = cap;
+    }
+    t.name = strdup(t.name);
+    if (!t.name) return slm_fail(SLM_ERR_NOMEM, "gguf writer: out of memory");
+    w->ts[w->n_t++] = t;
+    return SLM_OK;
+}
+
 slm_status slm_gguf_add_tensor_f32_padded(slm_gguf_writer *w, const char *name, slm_dtype type, int n_dims,
                                           int64_t ne0, int64_t ne1, const float *src, int64_t ld, int64_t src_ne0,
                                           int64_t src_ne1) {
@@ -197,23 +220,23 @@ slm_status slm_gguf_add_tensor_f32_padded(slm_gguf_writer *w, const char *name, 
     size_t row, nbytes;
     if (!slm_dtype_nbytes(type, ne0, &row) || !slm_mul_ok(row, (size_t)ne1, &nbytes))
         return slm_fail(SLM_ERR_NOMEM, "gguf writer: tensor '%s': size overflow", name);
-    if (strlen(name) == 0 || strlen(name) >= 256)
-        return slm_fail(SLM_ERR_ARG, "gguf writer: tensor name '%s' empty or too long", name);
-    for (int64_t i = 0; i < w->n_t; i++)
-        if (!strcmp(w->ts[i].name, name)) return slm_fail(SLM_ERR_ARG, "gguf writer: duplicate tensor '%s'", name);
-    if (w->n_t == w->cap_t) {
-        int64_t cap = w->cap_t ? w->cap_t * 2 : 256;
-        wtensor *n = realloc(w->ts, (size_t)cap * sizeof *n);
-        if (!n) return slm_fail(SLM_ERR_NOMEM, "gguf writer: out of memory");
-        w->ts = n;
-        w->cap_t = cap;
-    }
-    wtensor *t = &w->ts[w->n_t];
-    *t = (wtensor){.name = strdup(name), .type = type, .n_dims = n_dims, .ne0 = ne0, .ne1 = ne1, .ld = ld,
-                   .src_ne0 = src_ne0, .src_ne1 = src_ne1, .src = src, .nbytes = nbytes};
-    if (!t->name) return slm_fail(SLM_ERR_NOMEM, "gguf writer: out of memory");
-    w->n_t++;
-    return SLM_OK;
+    return push_tensor(w, (wtensor){.name = (char *)name, .type = type, .n_dims = n_dims, .ne0 = ne0, .ne1 = ne1,
+                                    .ld = ld, .src_ne0 = src_ne0, .src_ne1 = src_ne1, .src = src, .nbytes = nbytes});
+}
+
+slm_status slm_gguf_add_tensor_raw(slm_gguf_writer *w, const char *name, slm_dtype type, int n_dims, int64_t ne0,
+                                   int64_t ne1, const void *data, size_t row_stride) {
+    const slm_dtype_traits *tr = slm_dtype_get((int)type);
+    size_t row, nbytes;
+    if (!tr) return slm_fail(SLM_ERR_UNSUPPORTED, "gguf writer: tensor '%s': unknown type %d", name, (int)type);
+    if (n_dims < 1 || n_dims > 2 || ne0 <= 0 || ne1 <= 0 || (n_dims == 1 && ne1 != 1) || !data ||
+        ne0 % tr->block_size != 0 || !slm_dtype_nbytes(type, ne0, &row) || row_stride < row ||
+        !slm_mul_ok(row, (size_t)ne1, &nbytes))
+        return slm_fail(SLM_ERR_ARG, "gguf writer: tensor '%s': bad shape [%lld, %lld] for %s", name, (long long)ne0,
+                        (long long)ne1, tr->name);
+    return push_tensor(w, (wtensor){.name = (char *)name, .type = type, .n_dims = n_dims, .ne0 = ne0, .ne1 = ne1,
+                                    .src_ne0 = ne0, .src_ne1 = ne1, .raw = data, .raw_stride = row_stride,
+                                    .nbytes = nbytes});
 }
 
 static uint64_t align_up(uint64_t x) { return (x + GGUF_WRITE_ALIGNMENT - 1) / GGUF_WRITE_ALIGNMENT * GGUF_WRITE_ALIGNMENT; }
@@ -260,6 +283,10 @@ static slm_status write_tensor(slm_atomic_file *af, const wtensor *t, uint8_t *c
     for (int64_t r0 = 0; r0 < t->ne1 && !st; r0 += rows_per) {
         int64_t nr = t->ne1 - r0 < rows_per ? t->ne1 - r0 : rows_per;
         for (int64_t r = 0; r < nr; r++) {
+            if (t->raw) {
+                memcpy(chunk + (size_t)r * row, (const uint8_t *)t->raw + (size_t)(r0 + r) * t->raw_stride, row);
+                continue;
+            }
             const float *x = t->src + (r0 + r) * t->ld;
             if (r0 + r >= t->src_ne1 || t->src_ne0 < t->ne0) {
                 memset(rowbuf, 0, (size_t)t->ne0 * sizeof(float));

@@ -19,6 +19,7 @@
  */
 #include "model/forward.h"
 #include "kernels/cpu/kernels.h"
+#include "model/linear_int8.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -61,6 +62,7 @@ static const slm_linear_ops k_linear_ops[SLM_LINEAR_KIND_COUNT] = {
     [SLM_LINEAR_DENSE] = {"dense", dense_apply, dense_tmp},
     [SLM_LINEAR_LOWRANK] = {"lowrank", lowrank_apply, lowrank_tmp},
     [SLM_LINEAR_QBLOCK] = {"qblock", slm_linear_qblock_apply, slm_linear_qblock_tmp_floats},
+    [SLM_LINEAR_INT8] = {"int8", slm_linear_int8_apply, slm_linear_int8_tmp_floats},
 };
 
 const slm_linear_ops *slm_linear_ops_get(slm_linear_kind k) {
@@ -90,7 +92,7 @@ int64_t slm_plan_tmp_floats(const slm_model *m, int T) {
         }
     }
     if (m->lm_head_q.qw) { /* the quantised lm head runs through the same scratch */
-        int64_t n = slm_linear_qblock_tmp_floats(&m->lm_head_q, T);
+        int64_t n = slm_linear_ops_get(m->lm_head_q.kind)->tmp_floats(&m->lm_head_q, T);
         if (n > need) need = n;
     }
     return need;

@@ -1,5 +1,6 @@
 /* Model creation, ownership of tensors, validation, statistics. */
 #include "model/model.h"
+#include "model/linear_int8.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
@@ -165,6 +166,9 @@ static slm_status check_linear(const slm_linear *l, int layer, slm_proj p, const
         if (!l->qw || !slm_linear_qblock_supports(l->qtype) || l->n_in % tr->block_size != 0 ||
             l->q_row_bytes < (size_t)(l->n_in / tr->block_size) * tr->type_size)
             return slm_fail(SLM_ERR_FORMAT, "%s: block %d: %s bad quantised blocks", file, layer, nm);
+    } else if (l->kind == SLM_LINEAR_INT8) {
+        if (!slm_linear_int8_valid(l))
+            return slm_fail(SLM_ERR_FORMAT, "%s: block %d: %s int8 matrices do not cover its shape", file, layer, nm);
     } else {
         return slm_fail(SLM_ERR_FORMAT, "%s: block %d: %s unknown linear kind %d", file, layer, nm, (int)l->kind);
     }
@@ -181,8 +185,10 @@ slm_status slm_model_validate(const slm_model *m) {
     if (!m->tok_embd) return slm_fail(SLM_ERR_FORMAT, "%s: missing token embedding", file);
     if (!m->out_norm) return slm_fail(SLM_ERR_FORMAT, "%s: missing output norm", file);
     if (!m->lm_head) return slm_fail(SLM_ERR_FORMAT, "%s: missing output (lm head) weight", file);
-    if (m->lm_head_q.qw && (m->lm_head_q.kind != SLM_LINEAR_QBLOCK || m->lm_head_q.n_out != c->n_vocab ||
-                            m->lm_head_q.n_in != c->d_model))
+    if (m->lm_head_q.qw &&
+        ((m->lm_head_q.kind != SLM_LINEAR_QBLOCK && m->lm_head_q.kind != SLM_LINEAR_INT8) ||
+         (m->lm_head_q.kind == SLM_LINEAR_INT8 && !slm_linear_int8_valid(&m->lm_head_q)) ||
+         m->lm_head_q.n_out != c->n_vocab || m->lm_head_q.n_in != c->d_model))
         return slm_fail(SLM_ERR_FORMAT, "%s: quantised lm head is not [%d x %d]", file, c->n_vocab, c->d_model);
     int q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim, D = c->d_model;
     for (int i = 0; i < c->n_layers; i++) {
@@ -237,8 +243,17 @@ void slm_rope_permute_rows(const float *src, float *dst, int n_head, int head_di
 }
 
 static int64_t linear_params(const slm_linear *l) {
-    if (l->kind == SLM_LINEAR_LOWRANK) return (int64_t)l->rank * (l->n_out + l->n_in);
+    if (l->kind == SLM_LINEAR_LOWRANK || (l->kind == SLM_LINEAR_INT8 && l->rank > 0))
+        return (int64_t)l->rank * (l->n_out + l->n_in);
     return (int64_t)l->n_out * l->n_in;
+}
+
+/* Bytes of a linear as held: quantised kinds their blocks / int8 values and
+ * scales, the others fp32. */
+static int64_t linear_bytes(const slm_linear *l) {
+    if (l->kind == SLM_LINEAR_QBLOCK) return slm_linear_qblock_bytes(l);
+    if (l->kind == SLM_LINEAR_INT8) return slm_linear_int8_bytes(l);
+    return linear_params(l) * (int64_t)sizeof(float);
 }
 
 slm_model_stats slm_model_get_stats(const slm_model *m, int ctx) {
@@ -250,10 +265,11 @@ slm_model_stats slm_model_get_stats(const slm_model *m, int ctx) {
     s.n_params_dense = embd + (c->tied_embeddings ? 0 : embd) + D + (int64_t)c->n_layers * dense_block;
     s.n_params = embd + (c->tied_embeddings ? 0 : embd) + D;
     s.macs_per_token = embd; /* lm head */
-    /* bytes as held: fp32 tensors, QBLOCK linears' blocks, plus the blocks
-     * of a quantised lm head (the fp32 embedding is kept for the lookup) */
+    /* bytes as held: fp32 tensors, QBLOCK linears' blocks, INT8 linears'
+     * int8 values + scales, plus a quantised lm head (the fp32 embedding is
+     * kept for the lookup) */
     int64_t bytes = (embd + (c->tied_embeddings ? 0 : embd) + D) * (int64_t)sizeof(float);
-    if (m->lm_head_q.qw) bytes += slm_linear_qblock_bytes(&m->lm_head_q);
+    if (m->lm_head_q.qw) bytes += linear_bytes(&m->lm_head_q);
     for (int i = 0; i < c->n_layers; i++) {
         const slm_block *b = &m->blocks[i];
         if (!b->kept) continue;
@@ -261,9 +277,7 @@ slm_model_stats slm_model_get_stats(const slm_model *m, int ctx) {
         int64_t lin = 0;
         for (int p = 0; p < SLM_PROJ_COUNT; p++) lin += linear_params(&b->lin[p]);
         s.n_params += lin + 2 * D + (c->attn_bias ? q + 2 * kv : 0);
-        for (int p = 0; p < SLM_PROJ_COUNT; p++)
-            bytes += b->lin[p].kind == SLM_LINEAR_QBLOCK ? slm_linear_qblock_bytes(&b->lin[p])
-                                                         : linear_params(&b->lin[p]) * (int64_t)sizeof(float);
+        for (int p = 0; p < SLM_PROJ_COUNT; p++) bytes += linear_bytes(&b->lin[p]);
         bytes += (2 * D + (c->attn_bias ? q + 2 * kv : 0)) * (int64_t)sizeof(float);
         /* QK^T and AV: each query attends to ctx keys of Dh per head. */
         s.macs_per_token += lin + 2 * (int64_t)ctx * q;

@@ -82,6 +82,8 @@ typedef enum slm_linear_kind {
     SLM_LINEAR_DENSE = 0,
     SLM_LINEAR_LOWRANK, /* W ~= A . B */
     SLM_LINEAR_QBLOCK,  /* ggml Q4_0/Q4_1/Q8_0 rows, multiplied as llama.cpp does (linear_qblock.c) */
+    SLM_LINEAR_INT8,    /* per-channel int8 weights x per-token int8 activations, dense or
+                           low-rank, fp32 outlier columns (linear_int8.h) */
     SLM_LINEAR_KIND_COUNT
 } slm_linear_kind;
 
@@ -102,6 +104,10 @@ typedef struct slm_linear {
     const void *qw;
     int qtype;          /* slm_dtype: Q4_0, Q4_1 or Q8_0 */
     size_t q_row_bytes; /* stride between rows, >= (n_in/32) * block bytes */
+    /* int8 (model/linear_int8.h): rank 0: i8[0] = W; rank > 0: i8[0] = B
+     * [rank][n_in], i8[1] = A [n_out][rank]. qw = i8[0]'s bytes as well, so
+     * qw != NULL means "multiplied quantised" for every quantised kind. */
+    const struct slm_i8_matrix *i8[2];
 } slm_linear;
 
 typedef struct slm_block {
@@ -119,7 +125,8 @@ struct slm_model {
     const float *out_norm;    /* [D] */
     const float *lm_head;     /* [V][D]; == tok_embd when tied */
     slm_linear lm_head_q;     /* kind QBLOCK when the lm head is multiplied quantised
-                                 (slm_load_params.keep_quantized); else unused (qw NULL) */
+                                 (slm_load_params.keep_quantized), INT8 when it was quantised
+                                 so (slimlm quantize); else unused (qw NULL) */
     const float *rope_freqs;  /* [Dh/2] or NULL: per-frequency divisors (llama3 scaling as
                                  llama.cpp stores it, GGUF rope_freqs.weight): the angle of
                                  pair i is pos * theta^(-2i/Dh) / rope_freqs[i] */

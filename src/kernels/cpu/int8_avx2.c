@@ -1,0 +1,171 @@
+/* AVX2 int8 kernels (see int8.h), compiled for that target whatever the
+ * build flags are and chosen at run time.
+ *
+ * Product: per 32 bytes of K, maddubs(|w|, sign(a, w)) multiplies the
+ * unsigned |w| by a carrying w's sign and sums byte pairs into int16
+ * (exact: |pair| <= 2 * 127 * 127), madd with ones sums int16 pairs into
+ * 8 int32 lanes. A micro-kernel keeps R x NT such accumulators (R weight
+ * rows, NT tokens): |w| of each row is computed once per 32 bytes and
+ * reused for NT tokens, each activation vector is reused for R rows.
+ * R = 2..4, NT = 4 in prefill (12 or fewer accumulators + operands fit the
+ * 16 ymm registers), R = 4, NT = 1 in decode.
+ */
+#include "kernels/cpu/int8.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define SLM_AVX2 __attribute__((target("avx2")))
+#define SLM_INLINE __attribute__((always_inline)) inline
+
+/* Sum of the 8 int32 lanes. */
+SLM_AVX2 static SLM_INLINE int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* The lane sums of 4 accumulators: [sum a0, sum a1, sum a2, sum a3]. */
+SLM_AVX2 static SLM_INLINE __m128i hsum4_i32(__m256i a0, __m256i a1, __m256i a2, __m256i a3) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* Rows o0..o0+R-1 x tokens t0..t0+NT-1 over all of K. R and NT are
+ * constants at every call site, so each instance is a straight loop with
+ * its accumulators in registers. */
+SLM_AVX2 static SLM_INLINE void micro(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
+    __m256i acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_si256();
+    const int8_t *w[4], *a[4];
+    for (int r = 0; r < R; r++) w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
+    for (int t = 0; t < NT; t++) a[t] = g->a + (int64_t)(t0 + t) * g->lda;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int k = 0; k < g->K; k += 32) {
+        __m256i wv[4], aw[4];
+        for (int r = 0; r < R; r++) {
+            wv[r] = _mm256_loadu_si256((const __m256i *)(w[r] + k));
+            aw[r] = _mm256_sign_epi8(wv[r], wv[r]);
+        }
+        for (int t = 0; t < NT; t++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(a[t] + k));
+            for (int r = 0; r < R; r++) {
+                const __m256i p = _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(x, wv[r]));
+                acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(p, ones));
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        if (NT == 4) {
+            int32_t s[4];
+            _mm_storeu_si128((__m128i *)s, hsum4_i32(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
+            for (int t = 0; t < 4; t++) slm_i8_store(g, t0 + t, o0 + r, s[t]);
+        } else {
+            for (int t = 0; t < NT; t++) slm_i8_store(g, t0 + t, o0 + r, hsum_i32(acc[r][t]));
+        }
+    }
+}
+
+/* Any r in 1..4 rows x nt in 1..4 tokens (block edges). */
+SLM_AVX2 static void micro_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt) {
+#define CASE(R_, NT_) \
+    case (R_) * 8 + (NT_): micro(g, t0, o0, R_, NT_); break;
+    switch (r * 8 + nt) {
+        CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4)
+        CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
+        CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4)
+        CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
+    default: break;
+    }
+#undef CASE
+}
+
+SLM_AVX2 void slm_i8_gemm_avx2(const slm_i8_gemm *g) {
+    int o = 0;
+    if (g->T >= 4) { /* prefill: rows in threes x tokens in fours */
+        for (; o + 3 <= g->N; o += 3) {
+            int t = 0;
+            for (; t + 4 <= g->T; t += 4) micro(g, t, o, 3, 4);
+            if (t < g->T) micro_any(g, t, o, 3, g->T - t);
+        }
+    } else { /* decode (and up to 3 tokens): rows in fours share each activation load */
+        for (; o + 4 <= g->N; o += 4) micro_any(g, 0, o, 4, g->T);
+    }
+    for (int t = 0; o < g->N && t < g->T; t += 4) micro_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4);
+}
+
+/* ---- activation quantisation ------------------------------------------------- */
+
+/* max |x[k]| over k in [k0, k1). */
+SLM_AVX2 static float amax_range(const float *x, int k0, int k1) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    int k = k0;
+    for (; k + 8 <= k1; k += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; k < k1; k++) r = fabsf(x[k]) > r ? fabsf(x[k]) : r;
+    return r;
+}
+
+SLM_AVX2 void slm_i8_quantize_rows_avx2(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip,
+                                        int K, int8_t *q, int64_t ldq, float *scale) {
+    /* packs_epi32 / packs_epi16 interleave the 128-bit lanes; this puts the
+     * 8 dwords back in order */
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (int64_t)t * ldx;
+        int8_t *qt = q + (int64_t)t * ldq;
+        /* amax over the segments between skipped (outlier) columns */
+        float amax = 0.0f;
+        int k0 = 0;
+        for (int s = 0; s <= n_skip; s++) {
+            const int k1 = s < n_skip ? skip[s] : n;
+            if (k1 > k0) {
+                float m = amax_range(xt, k0, k1);
+                if (m > amax) amax = m;
+            }
+            k0 = k1 + 1;
+        }
+        const float id = amax >= 1e-30f ? 127.0f / amax : 0.0f; /* 127/amax stays finite */
+        scale[t] = amax / 127.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        int k = 0;
+        for (; k + 32 <= n; k += 32) {
+            /* cvtps2dq rounds to nearest even, as nearbyintf; outliers may
+             * exceed 127 and saturate in the packs, then become 0 below */
+            const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xt + k), vid));
+            const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xt + k + 8), vid));
+            const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xt + k + 16), vid));
+            const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xt + k + 24), vid));
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+            b = _mm256_permutevar8x32_epi32(b, perm);
+            /* the saturating packs map 128 and beyond to 127, -128 to -128: clamp to -127 */
+            b = _mm256_max_epi8(b, _mm256_set1_epi8(-127));
+            _mm256_storeu_si256((__m256i *)(qt + k), b);
+        }
+        for (; k < n; k++) {
+            float v = nearbyintf(xt[k] * id);
+            qt[k] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f);
+        }
+        for (int s = 0; s < n_skip; s++) qt[skip[s]] = 0;
+        if (K > n) memset(qt + n, 0, (size_t)(K - n));
+    }
+}
+
+#else /* not x86: slm_i8_isa_runs(AVX2) is false and these are never chosen */
+
+void slm_i8_gemm_avx2(const slm_i8_gemm *g) { slm_i8_gemm_ref(g); }
+void slm_i8_quantize_rows_avx2(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K,
+                               int8_t *q, int64_t ldq, float *scale) {
+    slm_i8_quantize_rows_ref(T, x, ldx, n, skip, n_skip, K, q, ldq, scale);
+}
+
+#endif

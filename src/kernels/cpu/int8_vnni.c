@@ -1,0 +1,150 @@
+/* VNNI int8 kernels (see int8.h): vpdpbusd multiplies 4 unsigned bytes by
+ * 4 signed bytes and adds the 4 products to an int32 lane, without the
+ * int16 step of AVX2. Its first operand must be unsigned, so activations
+ * enter biased, u = a + 128 (a xor 0x80), and
+ *   sum_k a[k] w[k] = sum_k u[k] w[k] - 128 * sum_k w[k];
+ * the weight row sum comes from one more vpdpbusd of a vector of ones
+ * against the same weight vector, shared by the NT tokens of a
+ * micro-kernel. Both sums are exact in int32 for K <= SLM_I8_MAX_K.
+ *
+ * avx512vnni: 64 bytes of K per instruction, R = 4 rows x NT = 4 tokens
+ * (16 accumulators + 4 row sums of the 32 zmm registers).
+ * avxvnni:    32 bytes per instruction, R = 2 x NT = 4 (16 ymm registers).
+ *
+ * These run only on CPUs that have the instructions (slm_i8_isa_runs);
+ * tests/unit/test_int8_kernels.c compares them with the reference where
+ * the CPU allows.
+ */
+#include "kernels/cpu/int8.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define SLM_INLINE __attribute__((always_inline)) inline
+
+/* ---- AVX-512 VNNI ------------------------------------------------------------ */
+
+#define SLM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+SLM_AVX512VNNI static SLM_INLINE void micro512(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
+    __m512i acc[4][4], rs[4];
+    const int8_t *w[4], *a[4];
+    for (int r = 0; r < R; r++) {
+        rs[r] = _mm512_setzero_si512();
+        w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_si512();
+    }
+    for (int t = 0; t < NT; t++) a[t] = g->a + (int64_t)(t0 + t) * g->lda;
+    const __m512i ones = _mm512_set1_epi8(1), bias = _mm512_set1_epi8((char)0x80);
+    for (int k = 0; k < g->K; k += 64) {
+        __m512i wv[4];
+        for (int r = 0; r < R; r++) {
+            wv[r] = _mm512_loadu_si512((const void *)(w[r] + k));
+            rs[r] = _mm512_dpbusd_epi32(rs[r], ones, wv[r]);
+        }
+        for (int t = 0; t < NT; t++) {
+            const __m512i u = _mm512_xor_si512(_mm512_loadu_si512((const void *)(a[t] + k)), bias);
+            for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], u, wv[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const int32_t sum_w = _mm512_reduce_add_epi32(rs[r]);
+        for (int t = 0; t < NT; t++)
+            slm_i8_store(g, t0 + t, o0 + r, _mm512_reduce_add_epi32(acc[r][t]) - 128 * sum_w);
+    }
+}
+
+SLM_AVX512VNNI static void micro512_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt) {
+#define CASE(R_, NT_) \
+    case (R_) * 8 + (NT_): micro512(g, t0, o0, R_, NT_); break;
+    switch (r * 8 + nt) {
+        CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4)
+        CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
+        CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4)
+        CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
+    default: break;
+    }
+#undef CASE
+}
+
+SLM_AVX512VNNI void slm_i8_gemm_avx512vnni(const slm_i8_gemm *g) {
+    int o = 0;
+    for (; o + 4 <= g->N; o += 4) {
+        int t = 0;
+        for (; t + 4 <= g->T; t += 4) micro512(g, t, o, 4, 4);
+        if (t < g->T) micro512_any(g, t, o, 4, g->T - t);
+    }
+    for (int t = 0; o < g->N && t < g->T; t += 4) micro512_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4);
+}
+
+/* ---- AVX-VNNI (256-bit, VEX) --------------------------------------------------- */
+
+#define SLM_AVXVNNI __attribute__((target("avx2,avxvnni")))
+
+SLM_AVXVNNI static SLM_INLINE int32_t hsum256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+SLM_AVXVNNI static SLM_INLINE void micro256(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
+    __m256i acc[4][4], rs[4];
+    const int8_t *w[4], *a[4];
+    for (int r = 0; r < R; r++) {
+        rs[r] = _mm256_setzero_si256();
+        w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_si256();
+    }
+    for (int t = 0; t < NT; t++) a[t] = g->a + (int64_t)(t0 + t) * g->lda;
+    const __m256i ones = _mm256_set1_epi8(1), bias = _mm256_set1_epi8((char)0x80);
+    for (int k = 0; k < g->K; k += 32) {
+        __m256i wv[4];
+        for (int r = 0; r < R; r++) {
+            wv[r] = _mm256_loadu_si256((const __m256i *)(w[r] + k));
+            rs[r] = _mm256_dpbusd_avx_epi32(rs[r], ones, wv[r]);
+        }
+        for (int t = 0; t < NT; t++) {
+            const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a[t] + k)), bias);
+            for (int r = 0; r < R; r++) acc[r][t] = _mm256_dpbusd_avx_epi32(acc[r][t], u, wv[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const int32_t sum_w = hsum256(rs[r]);
+        for (int t = 0; t < NT; t++) slm_i8_store(g, t0 + t, o0 + r, hsum256(acc[r][t]) - 128 * sum_w);
+    }
+}
+
+SLM_AVXVNNI static void micro256_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt) {
+#define CASE(R_, NT_) \
+    case (R_) * 8 + (NT_): micro256(g, t0, o0, R_, NT_); break;
+    switch (r * 8 + nt) {
+        CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4)
+        CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
+        CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4)
+        CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
+    default: break;
+    }
+#undef CASE
+}
+
+SLM_AVXVNNI void slm_i8_gemm_avxvnni(const slm_i8_gemm *g) {
+    int o = 0;
+    if (g->T >= 4) {
+        for (; o + 2 <= g->N; o += 2) {
+            int t = 0;
+            for (; t + 4 <= g->T; t += 4) micro256(g, t, o, 2, 4);
+            if (t < g->T) micro256_any(g, t, o, 2, g->T - t);
+        }
+    } else {
+        for (; o + 4 <= g->N; o += 4) micro256_any(g, 0, o, 4, g->T);
+    }
+    for (int t = 0; o < g->N && t < g->T; t += 4) micro256_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4);
+}
+
+#else /* not x86: never chosen */
+
+void slm_i8_gemm_avx512vnni(const slm_i8_gemm *g) { slm_i8_gemm_ref(g); }
+void slm_i8_gemm_avxvnni(const slm_i8_gemm *g) { slm_i8_gemm_ref(g); }
+
+#endif
