@@ -52,6 +52,30 @@ static void carve_all(slm_context *c, scratch_plan *sp, void *base) {
 
 /* ---- life cycle ---------------------------------------------------------------- */
 
+slm_status slm_rope_table_fill(const slm_model *m, int n_pos, float *cs) {
+    const slm_config *cfg = &m->cfg;
+    /* A GGUF rope_freqs tensor already holds LLaMA 3's per-frequency
+     * divisors (llama.cpp's freq_factors): apply it instead of the formula. */
+    int scaling = (int)cfg->rope_scaling;
+    if (m->rope_freqs && scaling == SLM_ROPE_SCALING_LLAMA3) scaling = SLM_ROPE_SCALING_NONE;
+    if (scaling == SLM_ROPE_SCALING_LLAMA3 &&
+        !(cfg->rope_low_freq_factor > 0 && cfg->rope_high_freq_factor > cfg->rope_low_freq_factor &&
+          cfg->rope_orig_ctx > 0))
+        return slm_fail(SLM_ERR_FORMAT, "%s: llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor "
+                        "and an original context length", m->path ? m->path : "model");
+    slm_rope_freq_params rp = {.head_dim = cfg->head_dim, .theta = cfg->rope_theta, .scaling = scaling,
+                               .factor = cfg->rope_factor, .low_freq_factor = cfg->rope_low_freq_factor,
+                               .high_freq_factor = cfg->rope_high_freq_factor, .orig_ctx = cfg->rope_orig_ctx};
+    double *inv_freq = slm_malloc((size_t)cfg->head_dim / 2 * sizeof(double), "RoPE frequencies");
+    if (!inv_freq) return SLM_ERR_NOMEM;
+    slm_rope_inv_freq(&rp, inv_freq);
+    if (m->rope_freqs)
+        for (int i = 0; i < cfg->head_dim / 2; i++) inv_freq[i] /= m->rope_freqs[i];
+    slm_rope_table(inv_freq, cfg->head_dim, n_pos, cs);
+    free(inv_freq);
+    return SLM_OK;
+}
+
 slm_status slm_context_new(const slm_model *m, const slm_context_params *p, slm_context **out) {
     *out = NULL;
     slm_status st = slm_model_validate(m);
@@ -110,30 +134,11 @@ slm_status slm_context_new(const slm_model *m, const slm_context_params *p, slm_
         }
     }
 
-    /* A GGUF rope_freqs tensor already holds LLaMA 3's per-frequency
-     * divisors (llama.cpp's freq_factors): apply it instead of the formula. */
-    int scaling = (int)cfg->rope_scaling;
-    if (m->rope_freqs && scaling == SLM_ROPE_SCALING_LLAMA3) scaling = SLM_ROPE_SCALING_NONE;
-    if (scaling == SLM_ROPE_SCALING_LLAMA3 &&
-        !(cfg->rope_low_freq_factor > 0 && cfg->rope_high_freq_factor > cfg->rope_low_freq_factor &&
-          cfg->rope_orig_ctx > 0)) {
+    st = slm_rope_table_fill(m, n_ctx, c->rope_cs);
+    if (st) {
         slm_context_free(c);
-        return slm_fail(SLM_ERR_FORMAT, "%s: llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor "
-                        "and an original context length", m->path ? m->path : "model");
+        return st;
     }
-    slm_rope_freq_params rp = {.head_dim = cfg->head_dim, .theta = cfg->rope_theta, .scaling = scaling,
-                               .factor = cfg->rope_factor, .low_freq_factor = cfg->rope_low_freq_factor,
-                               .high_freq_factor = cfg->rope_high_freq_factor, .orig_ctx = cfg->rope_orig_ctx};
-    double *inv_freq = slm_malloc((size_t)cfg->head_dim / 2 * sizeof(double), "RoPE frequencies");
-    if (!inv_freq) {
-        slm_context_free(c);
-        return SLM_ERR_NOMEM;
-    }
-    slm_rope_inv_freq(&rp, inv_freq);
-    if (m->rope_freqs)
-        for (int i = 0; i < cfg->head_dim / 2; i++) inv_freq[i] /= m->rope_freqs[i];
-    slm_rope_table(inv_freq, cfg->head_dim, n_ctx, c->rope_cs);
-    free(inv_freq);
     *out = c;
     return SLM_OK;
 }

@@ -98,6 +98,11 @@ static inline float *slm_context_v(const slm_context *c, int layer) {
  * q [T][Q], out [T][Q]. OpenMP over (head, query tile). */
 void slm_attention_forward(slm_context *c, int layer, int T, const float *q, float *out);
 
+/* cs [n_pos][Dh/2][2]: RoPE (cos, sin) of positions 0..n_pos-1 with m's
+ * frequencies (its scaling, or a GGUF rope_freqs tensor's divisors); the
+ * inference context and the training forward share it. */
+slm_status slm_rope_table_fill(const slm_model *m, int n_pos, float *cs);
+
 /* Scratch floats the plan's linear kinds need for T rows (max over linears). */
 int64_t slm_plan_tmp_floats(const slm_model *m, int T);
 

@@ -116,27 +116,12 @@ static void carve_all(carver *cv, slm_train_ctx *tc) {
     tc->lin_dtmp = carve(cv, N * rk);
 }
 
-/* cos/sin tables for positions 0..T-1, the frequencies as slm_context_new
- * computes them (scaling, or a GGUF rope_freqs tensor's divisors). */
+/* cos/sin tables for positions 0..T-1 (the inference context's), and the
+ * inverse rotation for the backward. */
 static slm_status rope_tables(slm_train_ctx *tc) {
-    const slm_model *m = tc->m;
-    const slm_config *c = &m->cfg;
-    int scaling = (int)c->rope_scaling, half = c->head_dim / 2;
-    if (m->rope_freqs && scaling == SLM_ROPE_SCALING_LLAMA3) scaling = SLM_ROPE_SCALING_NONE;
-    if (scaling == SLM_ROPE_SCALING_LLAMA3 &&
-        !(c->rope_low_freq_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor && c->rope_orig_ctx > 0))
-        return slm_fail(SLM_ERR_FORMAT, "%s: llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor "
-                        "and an original context length", m->path ? m->path : "model");
-    slm_rope_freq_params rp = {.head_dim = c->head_dim, .theta = c->rope_theta, .scaling = scaling,
-                               .factor = c->rope_factor, .low_freq_factor = c->rope_low_freq_factor,
-                               .high_freq_factor = c->rope_high_freq_factor, .orig_ctx = c->rope_orig_ctx};
-    double *inv = slm_malloc((size_t)half * sizeof(double), "RoPE frequencies");
-    if (!inv) return SLM_ERR_NOMEM;
-    slm_rope_inv_freq(&rp, inv);
-    if (m->rope_freqs)
-        for (int i = 0; i < half; i++) inv[i] /= m->rope_freqs[i];
-    slm_rope_table(inv, c->head_dim, tc->T, tc->rope_fwd);
-    free(inv);
+    slm_status st = slm_rope_table_fill(tc->m, tc->T, tc->rope_fwd);
+    if (st) return st;
+    const int half = tc->m->cfg.head_dim / 2;
     for (int64_t i = 0; i < (int64_t)tc->T * half; i++) {
         tc->rope_bwd[2 * i] = tc->rope_fwd[2 * i];
         tc->rope_bwd[2 * i + 1] = -tc->rope_fwd[2 * i + 1];
