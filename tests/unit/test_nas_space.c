@@ -255,6 +255,7 @@ static void test_importance(void) {
 }
 
 int main(void) {
+    slm_set_threads(1); /* tiny models: threads only add synchronisation */
     test_parse();
     test_encode();
     test_apply();
