@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* "dense", "lowrank", or the block type of a QBLOCK linear ("q4_1", ...). */
+/* "dense", "lowrank", "int8", "int8-lowrank", or the block type of a
+ * QBLOCK linear ("q4_1", ...). */
 static const char *kind_name(const slm_linear *l) {
     switch (l->kind) {
     case SLM_LINEAR_LOWRANK: return "lowrank";
+    case SLM_LINEAR_INT8: return l->rank > 0 ? "int8-lowrank" : "int8";
     case SLM_LINEAR_QBLOCK:
         return l->qtype == SLM_DTYPE_Q4_0 ? "q4_0" : l->qtype == SLM_DTYPE_Q4_1 ? "q4_1" : "q8_0";
     default: return "dense";
@@ -39,6 +41,9 @@ static cJSON *info_json(const slm_model *m, const slm_model_stats *s, int ctx) {
     cJSON_AddNumberToObject(j, "macs_per_token", (double)s->macs_per_token);
     cJSON_AddNumberToObject(j, "macs_ctx", ctx);
     cJSON_AddNumberToObject(j, "file_bytes", (double)m->src_file_bytes);
+    cJSON_AddNumberToObject(j, "weight_bytes", (double)s->weight_bytes);
+    cJSON_AddNumberToObject(j, "bytes_per_param", (double)s->weight_bytes / (double)s->n_params);
+    cJSON_AddStringToObject(j, "lm_head", m->lm_head_q.qw ? kind_name(&m->lm_head_q) : "float");
     cJSON *types = cJSON_AddObjectToObject(j, "tensor_types");
     for (int t = 0; t < SLM_DTYPE_COUNT_; t++) {
         const slm_dtype_traits *tr = slm_dtype_get(t);
@@ -55,7 +60,8 @@ static cJSON *info_json(const slm_model *m, const slm_model_stats *s, int ctx) {
             cJSON *jl = cJSON_CreateObject();
             cJSON_AddStringToObject(jl, "name", slm_proj_gguf_name((slm_proj)p));
             cJSON_AddStringToObject(jl, "kind", kind_name(&b->lin[p]));
-            if (b->lin[p].kind == SLM_LINEAR_LOWRANK) cJSON_AddNumberToObject(jl, "rank", b->lin[p].rank);
+            if (b->lin[p].kind == SLM_LINEAR_LOWRANK || (b->lin[p].kind == SLM_LINEAR_INT8 && b->lin[p].rank > 0))
+                cJSON_AddNumberToObject(jl, "rank", b->lin[p].rank);
             cJSON_AddItemToArray(lins, jl);
         }
         cJSON_AddItemToArray(blocks, jb);
@@ -80,6 +86,9 @@ static void print_table(const slm_model *m, const slm_model_stats *s, int ctx) {
     printf("#MACs/token    %lld  (%.2f M at context %d)\n", (long long)s->macs_per_token,
            (double)s->macs_per_token / 1e6, ctx);
     printf("file size      %lld bytes (%.1f MiB)\n", (long long)m->src_file_bytes, (double)m->src_file_bytes / 1048576.0);
+    printf("weights held   %lld bytes (%.1f MiB), %.3f bytes/parameter; lm head %s\n", (long long)s->weight_bytes,
+           (double)s->weight_bytes / 1048576.0, (double)s->weight_bytes / (double)s->n_params,
+           m->lm_head_q.qw ? kind_name(&m->lm_head_q) : "float");
     printf("tensor types  ");
     for (int t = 0; t < SLM_DTYPE_COUNT_; t++) {
         const slm_dtype_traits *tr = slm_dtype_get(t);
@@ -94,7 +103,10 @@ static void print_table(const slm_model *m, const slm_model_stats *s, int ctx) {
         printf("%-6d %-5s %-6d", i, b->kept ? "yes" : "no", b->d_ff);
         for (int p = 0; p < SLM_PROJ_COUNT; p++) {
             char cell[32];
-            if (b->lin[p].kind == SLM_LINEAR_LOWRANK) snprintf(cell, sizeof cell, "r%d", b->lin[p].rank);
+            const slm_linear *l = &b->lin[p];
+            if (l->kind == SLM_LINEAR_LOWRANK) snprintf(cell, sizeof cell, "r%d", l->rank);
+            else if (l->kind == SLM_LINEAR_INT8 && l->rank > 0) snprintf(cell, sizeof cell, "i8 r%d", l->rank);
+            else if (l->kind == SLM_LINEAR_INT8) snprintf(cell, sizeof cell, "int8");
             else snprintf(cell, sizeof cell, "dense");
             printf(" %-12s", cell);
         }

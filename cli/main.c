@@ -12,6 +12,7 @@ static const slm_command k_commands[] = {
     {"eval", slm_cmd_eval, "zero-shot accuracy on benchmark tasks, as lm-evaluation-harness computes it"},
     {"rom", slm_cmd_rom, "compress with LLM-ROM (or svd-llm / svd baselines) to a parameter budget"},
     {"prune", slm_cmd_prune, "drop decoder blocks (truncation configs of Jha et al., or block influence)"},
+    {"quantize", slm_cmd_quantize, "int8 weights and activations (per channel / per token, LLM.int8 outliers)"},
     {"train", slm_cmd_train, "continue pretraining, distil from a teacher, or train from scratch"},
     {"convert", slm_cmd_convert, "write a model as GGUF or safetensors (+config.json)"},
 };

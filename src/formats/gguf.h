@@ -109,7 +109,8 @@ slm_status slm_gguf_add_tensor_f32_padded(slm_gguf_writer *w, const char *name, 
                                           int64_t ne0, int64_t ne1, const float *src, int64_t ld, int64_t src_ne0,
                                           int64_t src_ne1);
 /* Adds a tensor whose rows are already in type's bytes: ne1 rows of ne0
- * elements, row_stride bytes apart in data (borrowed until write). */
+ * elements, row_stride bytes apart in data (0: compact; borrowed until
+ * write). */
 slm_status slm_gguf_add_tensor_raw(slm_gguf_writer *w, const char *name, slm_dtype type, int n_dims, int64_t ne0,
                                    int64_t ne1, const void *data, size_t row_stride);
 slm_status slm_gguf_writer_write(slm_gguf_writer *w, const char *path);

@@ -229,6 +229,7 @@ slm_status slm_gguf_add_tensor_raw(slm_gguf_writer *w, const char *name, slm_dty
     const slm_dtype_traits *tr = slm_dtype_get((int)type);
     size_t row, nbytes;
     if (!tr) return slm_fail(SLM_ERR_UNSUPPORTED, "gguf writer: tensor '%s': unknown type %d", name, (int)type);
+    if (row_stride == 0 && slm_dtype_nbytes(type, ne0, &row)) row_stride = row; /* compact */
     if (n_dims < 1 || n_dims > 2 || ne0 <= 0 || ne1 <= 0 || (n_dims == 1 && ne1 != 1) || !data ||
         ne0 % tr->block_size != 0 || !slm_dtype_nbytes(type, ne0, &row) || row_stride < row ||
         !slm_mul_ok(row, (size_t)ne1, &nbytes))

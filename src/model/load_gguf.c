@@ -18,9 +18,15 @@
  * Tensors: token_embd, output_norm, output (absent = tied), rope_freqs
  * (llama3), blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output,
  * ffn_norm, ffn_gate, ffn_up, ffn_down}.weight, blk.N.attn_{q,k,v}.bias.
+ * slimlm's int8 linears (docs/int8.md): <P>.i8.weight (I8 [cols, rows]),
+ * <P>.i8.scale (F32 [rows]), optionally <P>.i8.outlier_cols (I32 [n]) and
+ * <P>.i8.outlier.weight (F32 [n, rows]), for P = blk.N.<proj>,
+ * blk.N.<proj>.lr_a / .lr_b (low-rank factors) or output (the lm head);
+ * they always load as INT8 linears, whatever keep_quantized says.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/gguf.h"
+#include "model/linear_int8.h"
 #include "model/loaders.h"
 #include "tokenizer/tokenizer.h"
 
@@ -214,6 +220,70 @@ static slm_status get_qblock(loader *ld, const char *name, int n_out, int n_in, 
     return SLM_OK;
 }
 
+/* slimlm's int8 matrix <prefix>.i8.* (see the header) of rows x cols;
+ * rows or cols < 0: taken from the tensor. *out stays NULL when absent. */
+static slm_status get_i8_matrix(loader *ld, const char *prefix, int rows, int cols, const slm_i8_matrix **out) {
+    *out = NULL;
+    char n_w[160], n_s[160], n_i[160], n_o[160];
+    snprintf(n_w, sizeof n_w, "%s.i8.weight", prefix);
+    snprintf(n_s, sizeof n_s, "%s.i8.scale", prefix);
+    snprintf(n_i, sizeof n_i, "%s.i8.outlier_cols", prefix);
+    snprintf(n_o, sizeof n_o, "%s.i8.outlier.weight", prefix);
+    const slm_gguf_tensor *tw = slm_gguf_find_tensor(ld->g, n_w);
+    if (!tw) return SLM_OK;
+    if (tw->type != SLM_DTYPE_I8 || tw->n_dims != 2 || tw->ne[0] > (1 << 20) || tw->ne[1] > (1 << 24))
+        return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s' is not an I8 matrix", ld->path, n_w);
+    if (rows < 0) rows = (int)tw->ne[1];
+    if (cols < 0) cols = (int)tw->ne[0];
+    slm_status st = check_shape(ld, tw, n_w, cols, rows);
+    const slm_gguf_tensor *ts = slm_gguf_find_tensor(ld->g, n_s), *ti = slm_gguf_find_tensor(ld->g, n_i);
+    const slm_gguf_tensor *to = slm_gguf_find_tensor(ld->g, n_o);
+    if (!st && (!ts || ts->type != SLM_DTYPE_F32))
+        st = slm_fail(SLM_ERR_FORMAT, "%s: missing F32 tensor '%s'", ld->path, n_s);
+    if (!st) st = check_shape(ld, ts, n_s, rows, 1);
+    int n_outl = 0;
+    if (!st && (ti || to)) {
+        if (!ti || !to || ti->type != SLM_DTYPE_I32 || to->type != SLM_DTYPE_F32 || ti->n_dims != 1 ||
+            ti->ne[0] > cols)
+            return slm_fail(SLM_ERR_FORMAT, "%s: '%s' needs both an I32 '%s' and an F32 '%s'", ld->path, prefix, n_i, n_o);
+        n_outl = (int)ti->ne[0];
+        st = check_shape(ld, to, n_o, n_outl, rows);
+    }
+    if (!st)
+        st = slm_i8_matrix_from_parts(ld->m, tw->data, cols, ts->data, rows, cols, n_outl ? ti->data : NULL, n_outl,
+                                      n_outl ? to->data : NULL, n_w, out);
+    if (st) slm_error_prefix(ld->path);
+    return st;
+}
+
+/* An INT8 linear (dense blk.N.<proj>.i8.* or low-rank .lr_a.i8.* / .lr_b.i8.*)
+ * into l; *kept false when the file has none for it. */
+static slm_status get_int8_linear(loader *ld, int b, const char *pn, int n_out, int n_in, slm_linear *l, bool *kept) {
+    char pre[128];
+    const slm_i8_matrix *w = NULL, *a = NULL;
+    *kept = false;
+    snprintf(pre, sizeof pre, "blk.%d.%s", b, pn);
+    slm_status st = get_i8_matrix(ld, pre, n_out, n_in, &w);
+    if (!st && !w) {
+        snprintf(pre, sizeof pre, "blk.%d.%s.lr_b", b, pn);
+        st = get_i8_matrix(ld, pre, -1, n_in, &w);
+        if (!st && w) {
+            if (w->rows > (n_out < n_in ? n_out : n_in))
+                return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s.i8.weight': rank %d out of range", ld->path, pre, w->rows);
+            snprintf(pre, sizeof pre, "blk.%d.%s.lr_a", b, pn);
+            st = get_i8_matrix(ld, pre, n_out, w->rows, &a);
+            if (!st && !a) return slm_fail(SLM_ERR_FORMAT, "%s: missing tensor '%s.i8.weight'", ld->path, pre);
+        }
+    }
+    if (st || !w) return st;
+    if ((st = slm_linear_set_int8(l, w, a, n_out, n_in))) {
+        slm_error_prefix(ld->path);
+        return st;
+    }
+    *kept = true;
+    return SLM_OK;
+}
+
 static const char *blk_name(int b, const char *what, const char *suffix) {
     static _Thread_local char buf[128];
     snprintf(buf, sizeof buf, "blk.%d.%s.%s", b, what, suffix);
@@ -226,7 +296,8 @@ static slm_status load_linear(loader *ld, int b, slm_proj p, int n_out, int n_in
     slm_linear *l = &ld->m->blocks[b].lin[p];
     const char *pn = slm_proj_gguf_name(p);
     bool kept;
-    slm_status st = get_qblock(ld, blk_name(b, pn, "weight"), n_out, n_in, l, &kept);
+    slm_status st = get_int8_linear(ld, b, pn, n_out, n_in, l, &kept);
+    if (!st && !kept) st = get_qblock(ld, blk_name(b, pn, "weight"), n_out, n_in, l, &kept);
     if (!st && !kept) st = get_tensor(ld, blk_name(b, pn, "weight"), n_in, n_out, false, &l->w);
     if (st) return st;
     l->n_out = n_out;
@@ -269,6 +340,12 @@ static slm_status load_tensors(loader *ld) {
     bool kept; /* the lm head as a QBLOCK linear too (the fp32 embedding stays for the lookup) */
     if ((st = get_qblock(ld, c->tied_embeddings ? "token_embd.weight" : "output.weight", V, D, &m->lm_head_q, &kept)))
         return st;
+    const slm_i8_matrix *head8; /* an int8 lm head (slimlm quantize) replaces a QBLOCK one */
+    if ((st = get_i8_matrix(ld, "output", V, D, &head8))) return st;
+    if (head8) {
+        memset(&m->lm_head_q, 0, sizeof m->lm_head_q);
+        if ((st = slm_linear_set_int8(&m->lm_head_q, head8, NULL, V, D))) return st;
+    }
     for (int b = 0; b < c->n_layers; b++) {
         slm_block *blk = &m->blocks[b];
         int F = ld->ff[b];

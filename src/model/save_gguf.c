@@ -17,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/gguf.h"
+#include "model/linear_int8.h"
 #include "model/loaders.h"
 #include "tokenizer/tokenizer.h"
 
@@ -65,9 +66,13 @@ static float *tmp_alloc(saver *s, size_t n) { return keep_tmp(s, slm_malloc(n * 
 /* A matrix of rows x cols in the save type (F16 when its rows do not fit
  * the type's blocks), read from src_rows x src_cols at src (stride ld)
  * and zero-padded beyond. */
+static bool exact_f16(const float *src, int64_t ld, int64_t rows, int64_t cols);
+
 static slm_status add_matrix_padded(saver *s, const char *name, int64_t rows, int64_t cols, const float *src,
                                     int64_t ld, int64_t src_rows, int64_t src_cols) {
     slm_dtype t = s->type;
+    /* int8 files (docs/int8.md): float matrices in F16 when that loses nothing */
+    if (t == SLM_DTYPE_I8) t = exact_f16(src, ld, src_rows, src_cols) ? SLM_DTYPE_F16 : SLM_DTYPE_F32;
     if (cols % slm_dtype_get((int)t)->block_size != 0) t = SLM_DTYPE_F16;
     return slm_gguf_add_tensor_f32_padded(s->w, name, t, 2, cols, rows, src, ld, src_cols, src_rows);
 }
@@ -96,11 +101,119 @@ static const float *rope_rows(saver *s, bool qk, int n_head, const float *src, i
     return dst;
 }
 
+/* ---- int8 linears (docs/int8.md) ---------------------------------------------------- */
+
+/* Whether every value survives fp16 unchanged. */
+static bool exact_f16(const float *src, int64_t ld, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            float v = src[r * ld + c];
+            if (slm_fp16_to_fp32(slm_fp32_to_fp16(v)) != v) return false;
+        }
+    return true;
+}
+
+/* Registers a byte buffer to free after the write. */
+static void *tmp_bytes(saver *s, size_t n) { return keep_tmp(s, slm_calloc(n ? n : 1, 1, "int8 tensor copy")); }
+
+/* Writes q as <prefix>.i8.* with rows_out x cols_out (zero-padded beyond
+ * rows x cols, the part the linear uses); q/k rows permuted to ADJACENT
+ * when perm_heads > 0. Copies only when something must change. */
+static slm_status add_i8_matrix(saver *s, const char *prefix, const slm_i8_matrix *q, int rows, int cols,
+                                int rows_out, int cols_out, int perm_heads) {
+    int n_o = 0;
+    while (n_o < q->n_outl && q->outl_idx[n_o] < cols) n_o++;
+    const int8_t *qv = q->q;
+    const float *sc = q->scale, *ow = q->outl_w;
+    int64_t ldq = q->ld, ldo = q->n_outl;
+    if (perm_heads || rows_out != q->rows || rows != q->rows || cols_out != q->cols || cols != q->cols || n_o != q->n_outl) {
+        int8_t *nq = tmp_bytes(s, (size_t)rows_out * cols_out);
+        float *nsc = tmp_bytes(s, sizeof(float) * (size_t)rows_out);
+        float *now = tmp_bytes(s, sizeof(float) * (size_t)rows_out * (n_o ? n_o : 1));
+        if (!nq || !nsc || !now) return slm_fail(SLM_ERR_NOMEM, "%s: out of memory copying %s", s->path, prefix);
+        const int Dh = s->m->cfg.head_dim, half = Dh / 2;
+        for (int r = 0; r < rows; r++) {
+            /* llama.cpp's permute: written row (h, j, i) is source row (h, i, j) of [H][2][Dh/2] */
+            int src = perm_heads ? r / Dh * Dh + (r % Dh % 2) * half + (r % Dh) / 2 : r;
+            memcpy(nq + (int64_t)r * cols_out, q->q + (int64_t)src * q->ld, (size_t)cols);
+            nsc[r] = q->scale[src];
+            for (int j = 0; j < n_o; j++) now[(int64_t)r * n_o + j] = q->outl_w[(int64_t)src * q->n_outl + j];
+        }
+        qv = nq, sc = nsc, ow = now, ldq = cols_out, ldo = n_o;
+    }
+    char name[192];
+    slm_status st;
+    snprintf(name, sizeof name, "%s.i8.weight", prefix);
+    if ((st = slm_gguf_add_tensor_raw(s->w, name, SLM_DTYPE_I8, 2, cols_out, rows_out, qv, (size_t)ldq))) return st;
+    snprintf(name, sizeof name, "%s.i8.scale", prefix);
+    if ((st = slm_gguf_add_tensor_raw(s->w, name, SLM_DTYPE_F32, 1, rows_out, 1, sc, 0))) return st;
+    if (n_o == 0) return SLM_OK;
+    snprintf(name, sizeof name, "%s.i8.outlier_cols", prefix);
+    if ((st = slm_gguf_add_tensor_raw(s->w, name, SLM_DTYPE_I32, 1, n_o, 1, q->outl_idx, 0))) return st;
+    snprintf(name, sizeof name, "%s.i8.outlier.weight", prefix);
+    return slm_gguf_add_tensor_raw(s->w, name, SLM_DTYPE_F32, 2, n_o, rows_out, ow, sizeof(float) * (size_t)ldo);
+}
+
+/* An INT8 linear in the int8 layout: W, or the factors A (lr_a) and B
+ * (lr_b); padding and q/k row order as add_linear does for fp32. */
+static slm_status add_linear_int8(saver *s, int out_b, const slm_linear *l, slm_proj p, int ff_pad) {
+    const slm_config *c = &s->m->cfg;
+    const int rows = p == SLM_PROJ_GATE || p == SLM_PROJ_UP ? ff_pad : l->n_out;
+    const int cols = p == SLM_PROJ_DOWN ? ff_pad : l->n_in;
+    const bool qk = (p == SLM_PROJ_Q || p == SLM_PROJ_K) && c->rope_layout == SLM_ROPE_HALVES;
+    const int n_head = p == SLM_PROJ_Q ? c->n_heads : c->n_kv_heads;
+    const char *pn = slm_proj_gguf_name(p);
+    char pre[96];
+    slm_status st;
+    if (l->rank == 0) {
+        snprintf(pre, sizeof pre, "blk.%d.%s", out_b, pn);
+        st = add_i8_matrix(s, pre, l->i8[0], l->n_out, l->n_in, rows, cols, qk ? n_head : 0);
+    } else {
+        snprintf(pre, sizeof pre, "blk.%d.%s.lr_a", out_b, pn);
+        st = add_i8_matrix(s, pre, l->i8[1], l->n_out, l->rank, rows, l->rank, qk ? n_head : 0);
+        snprintf(pre, sizeof pre, "blk.%d.%s.lr_b", out_b, pn);
+        if (!st) st = add_i8_matrix(s, pre, l->i8[0], l->rank, l->n_in, l->rank, cols, 0);
+    }
+    if (st || !l->bias) return st;
+    int64_t one = 1;
+    const float *bias = rope_rows(s, qk, n_head, l->bias, l->n_out, 1, &one);
+    if (!bias) return SLM_ERR_NOMEM;
+    char name[128];
+    snprintf(name, sizeof name, "blk.%d.%s.bias", out_b, pn);
+    return add_vector(s, name, l->n_out, bias);
+}
+
+static bool lm_head_int8(const slm_model *m) { return m->lm_head_q.kind == SLM_LINEAR_INT8 && m->lm_head_q.qw; }
+
+/* An int8 lm head: output.i8.* in an int8 file; otherwise output.weight
+ * holding its dequantised values (so the file computes what the int8 model
+ * does; the model becomes untied). */
+static slm_status add_lm_head_int8(saver *s) {
+    const slm_model *m = s->m;
+    const int V = m->cfg.n_vocab, D = m->cfg.d_model;
+    if (!lm_head_int8(m)) return SLM_OK;
+    if (s->type == SLM_DTYPE_I8) return add_i8_matrix(s, "output", m->lm_head_q.i8[0], V, D, V, D, 0);
+    float *w = tmp_alloc(s, (size_t)V * D);
+    if (!w) return slm_fail(SLM_ERR_NOMEM, "%s: out of memory dequantising the lm head", s->path);
+    slm_i8_matrix_dequantize(m->lm_head_q.i8[0], w, D);
+    return add_matrix(s, "output.weight", V, D, w, D);
+}
+
 /* One projection of a kept block; gate/up rows and down columns are padded
  * with zeros to ff_pad (the written MLP width): the zero channels add
  * nothing (silu(0) * 0 = 0), so the function is unchanged. */
 static slm_status add_linear(saver *s, int out_b, const slm_linear *l, slm_proj p, int ff_pad) {
     const slm_config *c = &s->m->cfg;
+    /* an INT8 linear: the int8 layout in an int8 file, else its dequantised values */
+    slm_linear dq8;
+    float *b0, *b1;
+    if (l->kind == SLM_LINEAR_INT8 && s->type == SLM_DTYPE_I8) return add_linear_int8(s, out_b, l, p, ff_pad);
+    if (l->kind == SLM_LINEAR_INT8) {
+        slm_status st8 = slm_linear_int8_dequantized(l, &dq8, &b0, &b1);
+        if (st8) return st8;
+        if (!keep_tmp(s, b0) || (b1 && !keep_tmp(s, b1))) return slm_fail(SLM_ERR_NOMEM, "%s: out of memory", s->path);
+        l = &dq8;
+    }
     /* a QBLOCK linear is written from its dequantised values (the buffer
      * lives until the file is written, like the permuted copies) */
     slm_linear dq;
@@ -209,6 +322,7 @@ static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const i
     SET(slm_gguf_set_u32(w, "slimlm.format_version", 1));
     if (n_kept != c->n_layers) SET(slm_gguf_set_arr(w, "slimlm.source_blocks", SLM_GGUF_INT32, src_blocks, (uint64_t)n_kept));
     if (lowrank) SET(slm_gguf_set_bool(w, "slimlm.lowrank", true));
+    if (s->type == SLM_DTYPE_I8) SET(slm_gguf_set_bool(w, "slimlm.int8", true));
 #undef SET
     if (!st && m->tok) st = slm_tokenizer_write_gguf(m->tok, w);
     /* slimlm reads such a file, llama.cpp refuses it (tokenizer.ggml.model
@@ -225,8 +339,9 @@ static slm_status add_tensors(saver *s, const int32_t *src_blocks, const int *ke
     const slm_config *c = &m->cfg;
     slm_status st = add_matrix(s, "token_embd.weight", c->n_vocab, c->d_model, m->tok_embd, c->d_model);
     if (!st) st = add_vector(s, "output_norm.weight", c->d_model, m->out_norm);
-    if (!st && m->lm_head != m->tok_embd)
+    if (!st && m->lm_head != m->tok_embd && !(lm_head_int8(m) && s->type != SLM_DTYPE_I8))
         st = add_matrix(s, "output.weight", c->n_vocab, c->d_model, m->lm_head, c->d_model);
+    if (!st) st = add_lm_head_int8(s);
     const float *freqs = m->rope_freqs;
     if (!st && !freqs && c->rope_scaling == SLM_ROPE_SCALING_LLAMA3 &&
         !(c->rope_orig_ctx > 0 && c->rope_low_freq_factor > 0 && c->rope_high_freq_factor > c->rope_low_freq_factor))

@@ -7,8 +7,9 @@
  * 8 int32 lanes. A micro-kernel keeps R x NT such accumulators (R weight
  * rows, NT tokens): |w| of each row is computed once per 32 bytes and
  * reused for NT tokens, each activation vector is reused for R rows.
- * R = 2..4, NT = 4 in prefill (12 or fewer accumulators + operands fit the
- * 16 ymm registers), R = 4, NT = 1 in decode.
+ * R = 2, NT = 4 in prefill: 8 accumulators, 2 |w|, the activation, two
+ * temporaries and the ones fit the 16 ymm registers (3 x 4 spilled
+ * accumulators to the stack and ran slower); R = 4, NT = 1 in decode.
  */
 #include "kernels/cpu/int8.h"
 
@@ -47,16 +48,14 @@ SLM_AVX2 static SLM_INLINE void micro(const slm_i8_gemm *g, int t0, int o0, cons
     for (int t = 0; t < NT; t++) a[t] = g->a + (int64_t)(t0 + t) * g->lda;
     const __m256i ones = _mm256_set1_epi16(1);
     for (int k = 0; k < g->K; k += 32) {
-        __m256i wv[4], aw[4];
-        for (int r = 0; r < R; r++) {
-            wv[r] = _mm256_loadu_si256((const __m256i *)(w[r] + k));
-            aw[r] = _mm256_sign_epi8(wv[r], wv[r]);
-        }
+        __m256i aw[4];
+        for (int r = 0; r < R; r++) aw[r] = _mm256_abs_epi8(_mm256_loadu_si256((const __m256i *)(w[r] + k)));
         for (int t = 0; t < NT; t++) {
             const __m256i x = _mm256_loadu_si256((const __m256i *)(a[t] + k));
             for (int r = 0; r < R; r++) {
-                const __m256i p = _mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(x, wv[r]));
-                acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(p, ones));
+                /* w is re-read from L1 (a memory operand) rather than held: registers go to accumulators */
+                const __m256i sx = _mm256_sign_epi8(x, _mm256_loadu_si256((const __m256i *)(w[r] + k)));
+                acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], sx), ones));
             }
         }
     }
@@ -87,11 +86,11 @@ SLM_AVX2 static void micro_any(const slm_i8_gemm *g, int t0, int o0, int r, int 
 
 SLM_AVX2 void slm_i8_gemm_avx2(const slm_i8_gemm *g) {
     int o = 0;
-    if (g->T >= 4) { /* prefill: rows in threes x tokens in fours */
-        for (; o + 3 <= g->N; o += 3) {
+    if (g->T >= 4) { /* prefill: rows in pairs x tokens in fours */
+        for (; o + 2 <= g->N; o += 2) {
             int t = 0;
-            for (; t + 4 <= g->T; t += 4) micro(g, t, o, 3, 4);
-            if (t < g->T) micro_any(g, t, o, 3, g->T - t);
+            for (; t + 4 <= g->T; t += 4) micro(g, t, o, 2, 4);
+            if (t < g->T) micro_any(g, t, o, 2, g->T - t);
         }
     } else { /* decode (and up to 3 tokens): rows in fours share each activation load */
         for (; o + 4 <= g->N; o += 4) micro_any(g, 0, o, 4, g->T);
