@@ -467,8 +467,8 @@ int slm_cmd_train(int argc, char **argv) {
     int removed[64], n_removed = 0;
     if (!st && !a.quiet) {
         char kd[64];
-        fprintf(stderr, "train: %lld tokens of %s (%d documents), %lld steps of %d x %d x %d tokens, %s lr %g, "
-                "warm-up %lld, kd %s%s\n", (long long)data.n_tokens, data.source, data.n_docs, (long long)tp.n_steps,
+        fprintf(stderr, "train: %lld tokens (%d documents in %d files), %lld steps of %d x %d x %d tokens, %s lr %g, "
+                "warm-up %lld, kd %s%s\n", (long long)data.n_tokens, data.n_docs, data.n_files, (long long)tp.n_steps,
                 a.batch, a.accum, a.ctx, a.optimizer, (double)a.lr, (long long)tp.warmup,
                 slm_kd_name(tp.kd.terms, kd, sizeof kd), a.resume ? " (resumed)" : "");
         if (a.resume) fprintf(stderr, "resumed at step %lld (%lld tokens)\n", (long long)first_step, (long long)first_tokens);
