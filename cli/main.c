@@ -14,6 +14,7 @@ static const slm_command k_commands[] = {
     {"prune", slm_cmd_prune, "drop decoder blocks (truncation configs of Jha et al., or block influence)"},
     {"quantize", slm_cmd_quantize, "int8 weights and activations (per channel / per token, LLM.int8 outliers)"},
     {"train", slm_cmd_train, "continue pretraining, distil from a teacher, or train from scratch"},
+    {"nas", slm_cmd_nas, "architecture search (LLaMA-NAS): search, extract, compare, report"},
     {"convert", slm_cmd_convert, "write a model as GGUF or safetensors (+config.json)"},
 };
 static const int k_n_commands = (int)(sizeof k_commands / sizeof k_commands[0]);

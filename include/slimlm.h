@@ -93,6 +93,11 @@ typedef enum slm_save_format {
 typedef struct slm_save_params {
     slm_save_format format;
     int dtype;  /* slm_dtype of the weight matrices: F32, F16, BF16 or Q8_0 (GGUF only) */
+    /* GGUF only, when kept blocks differ in MLP width: write each block at its
+     * own width as llama.cpp's "deci" architecture (per-layer
+     * deci.feed_forward_length array) instead of zero-padding to the widest
+     * block under "llama" (the default, which any llama.cpp reader loads). */
+    bool gguf_mlp_per_block;
 } slm_save_params;
 slm_save_params slm_save_default_params(void);
 /* Written to a temporary file and renamed, so a failure never leaves a half file. */

@@ -3,7 +3,8 @@
  * against the config and named in errors. F32 tensors are used in place
  * from the mapping; other types are dequantised into owned fp32 buffers.
  *
- * Metadata read (<arch> = general.architecture: llama | mistral | qwen2):
+ * Metadata read (<arch> = general.architecture: llama | mistral | qwen2 |
+ * deci, the last as save_gguf.c writes per-block MLP widths: llama blocks):
  *   <arch>.context_length, .embedding_length, .block_count      required
  *   <arch>.feed_forward_length     scalar, or per-layer array -> block d_ff
  *   slimlm.feed_forward_length     true widths of zero-padded blocks (first k channels)
@@ -137,6 +138,7 @@ static slm_status read_config(loader *ld, slm_config *c) {
         {"llama", SLM_ARCH_LLAMA, SLM_ROPE_ADJACENT},  /* converter permuted q/k */
         {"mistral", SLM_ARCH_MISTRAL, SLM_ROPE_ADJACENT},
         {"qwen2", SLM_ARCH_QWEN2, SLM_ROPE_HALVES},    /* NEOX rope, no permute */
+        {"deci", SLM_ARCH_LLAMA, SLM_ROPE_ADJACENT},   /* llama blocks of own MLP widths (save_gguf.c) */
     };
     int ai = -1;
     for (int i = 0; i < (int)(sizeof archs / sizeof archs[0]); i++)

@@ -8,7 +8,12 @@
  * and the rest renumbered (slimlm.source_blocks keeps the original index).
  * llama.cpp's llama graph has a single MLP width, so blocks narrower than
  * the widest kept one are zero-padded to it (same function) and their true
- * widths go in slimlm.feed_forward_length, which slimlm's loader applies. Matrices go in the
+ * widths go in slimlm.feed_forward_length, which slimlm's loader applies.
+ * With slm_save_params.gguf_mlp_per_block such a model is written instead
+ * as general.architecture = "deci" (llama.cpp's DeciLM graph: the llama
+ * block with per-layer hyper-parameters; same RoPE, norms, SwiGLU): keys
+ * deci.* and deci.feed_forward_length an INT32 array of the true widths,
+ * tensors unpadded. Matrices go in the
  * requested type (F32/F16/BF16/Q8_0; a Q8_0 matrix whose rows are not a
  * multiple of 32, e.g. a low-rank factor, falls back to F16), norms and
  * biases in F32. Low-rank linears W ~= A.B become blk.N.<proj>.lr_a.weight
@@ -31,6 +36,8 @@ typedef struct saver {
     slm_gguf_writer *w;
     slm_dtype type;
     const char *path;
+    const char *arch; /* "llama", or "deci" for per-block MLP widths */
+    bool pad_ff;      /* zero-pad narrower MLPs to the widest kept block */
     float **tmp; /* permuted copies, freed after the write */
     int n_tmp, cap_tmp;
 } saver;
@@ -278,6 +285,15 @@ static int max_width(const int *ff, int n) {
     return mx;
 }
 
+/* "<arch>.<suffix>" in a rotating buffer (two live at once at most). */
+static const char *akey(const saver *s, const char *suffix) {
+    static _Thread_local char buf[2][128];
+    static _Thread_local int k;
+    k ^= 1;
+    snprintf(buf[k], sizeof buf[k], "%s.%s", s->arch, suffix);
+    return buf[k];
+}
+
 static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const int32_t *src_blocks) {
     const slm_model *m = s->m;
     const slm_config *c = &m->cfg;
@@ -290,30 +306,34 @@ static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const i
         for (int p = 0; p < SLM_PROJ_COUNT; p++) lowrank |= m->blocks[i].kept && m->blocks[i].lin[p].kind == SLM_LINEAR_LOWRANK;
     slm_status st = SLM_OK;
 #define SET(call) do { if (!st) st = (call); } while (0)
-    SET(slm_gguf_set_str(w, "general.architecture", "llama"));
+    SET(slm_gguf_set_str(w, "general.architecture", s->arch));
     SET(slm_gguf_set_str(w, "general.name", base));
     SET(slm_gguf_set_u32(w, "general.file_type", (uint32_t)file_type_of(s->type)));
     if (s->type == SLM_DTYPE_Q8_0) SET(slm_gguf_set_u32(w, "general.quantization_version", 2));
-    SET(slm_gguf_set_u32(w, "llama.context_length", (uint32_t)c->max_ctx));
-    SET(slm_gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->d_model));
-    SET(slm_gguf_set_u32(w, "llama.block_count", (uint32_t)n_kept));
-    /* llama.cpp's llama graph has one MLP width: narrower blocks are padded
-     * to the widest and their true widths kept in slimlm.feed_forward_length */
-    SET(slm_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)max_width(kept_ff, n_kept)));
-    if (!same_ff) SET(slm_gguf_set_arr(w, "slimlm.feed_forward_length", SLM_GGUF_INT32, kept_ff, (uint64_t)n_kept));
-    SET(slm_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads));
-    SET(slm_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads));
-    SET(slm_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps));
-    SET(slm_gguf_set_f32(w, "llama.rope.freq_base", c->rope_theta));
-    SET(slm_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim));
-    if (c->head_dim * c->n_heads != c->d_model) {
-        SET(slm_gguf_set_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim));
-        SET(slm_gguf_set_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim));
+    SET(slm_gguf_set_u32(w, akey(s, "context_length"), (uint32_t)c->max_ctx));
+    SET(slm_gguf_set_u32(w, akey(s, "embedding_length"), (uint32_t)c->d_model));
+    SET(slm_gguf_set_u32(w, akey(s, "block_count"), (uint32_t)n_kept));
+    if (s->pad_ff) {
+        /* llama.cpp's llama graph has one MLP width: narrower blocks are padded
+         * to the widest and their true widths kept in slimlm.feed_forward_length */
+        SET(slm_gguf_set_u32(w, akey(s, "feed_forward_length"), (uint32_t)max_width(kept_ff, n_kept)));
+        if (!same_ff) SET(slm_gguf_set_arr(w, "slimlm.feed_forward_length", SLM_GGUF_INT32, kept_ff, (uint64_t)n_kept));
+    } else {
+        SET(slm_gguf_set_arr(w, akey(s, "feed_forward_length"), SLM_GGUF_INT32, kept_ff, (uint64_t)n_kept));
     }
-    SET(slm_gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->n_vocab));
+    SET(slm_gguf_set_u32(w, akey(s, "attention.head_count"), (uint32_t)c->n_heads));
+    SET(slm_gguf_set_u32(w, akey(s, "attention.head_count_kv"), (uint32_t)c->n_kv_heads));
+    SET(slm_gguf_set_f32(w, akey(s, "attention.layer_norm_rms_epsilon"), c->norm_eps));
+    SET(slm_gguf_set_f32(w, akey(s, "rope.freq_base"), c->rope_theta));
+    SET(slm_gguf_set_u32(w, akey(s, "rope.dimension_count"), (uint32_t)c->head_dim));
+    if (c->head_dim * c->n_heads != c->d_model) {
+        SET(slm_gguf_set_u32(w, akey(s, "attention.key_length"), (uint32_t)c->head_dim));
+        SET(slm_gguf_set_u32(w, akey(s, "attention.value_length"), (uint32_t)c->head_dim));
+    }
+    SET(slm_gguf_set_u32(w, akey(s, "vocab_size"), (uint32_t)c->n_vocab));
     if (c->rope_scaling == SLM_ROPE_SCALING_LINEAR) {
-        SET(slm_gguf_set_str(w, "llama.rope.scaling.type", "linear"));
-        SET(slm_gguf_set_f32(w, "llama.rope.scaling.factor", c->rope_factor));
+        SET(slm_gguf_set_str(w, akey(s, "rope.scaling.type"), "linear"));
+        SET(slm_gguf_set_f32(w, akey(s, "rope.scaling.factor"), c->rope_factor));
     }
     /* the tokenizer (written below when present) sets these too; without
      * one they still keep the config's special ids */
@@ -356,7 +376,8 @@ static slm_status add_tensors(saver *s, const int32_t *src_blocks, const int *ke
         st = add_vector(s, name, c->d_model, b->attn_norm);
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", j);
         if (!st) st = add_vector(s, name, c->d_model, b->ffn_norm);
-        for (int p = 0; p < SLM_PROJ_COUNT && !st; p++) st = add_linear(s, j, &b->lin[p], (slm_proj)p, ff_pad);
+        int ff = s->pad_ff ? ff_pad : b->d_ff;
+        for (int p = 0; p < SLM_PROJ_COUNT && !st; p++) st = add_linear(s, j, &b->lin[p], (slm_proj)p, ff);
     }
     return st;
 }
@@ -371,7 +392,7 @@ slm_status slm_model_save_gguf(const slm_model *m, const char *path, const slm_s
     slm_status st = slm_model_validate(m);
     if (st) return st;
     const slm_config *c = &m->cfg;
-    saver s = {.m = m, .type = (slm_dtype)p->dtype, .path = path};
+    saver s = {.m = m, .type = (slm_dtype)p->dtype, .path = path, .arch = "llama", .pad_ff = true};
     int *kept_ff = slm_calloc((size_t)c->n_layers, sizeof *kept_ff, "block widths");
     int32_t *src_blocks = slm_calloc((size_t)c->n_layers, sizeof *src_blocks, "block map");
     s.w = slm_gguf_writer_new();
@@ -383,6 +404,11 @@ slm_status slm_model_save_gguf(const slm_model *m, const char *path, const slm_s
             src_blocks[n_kept++] = i;
         }
     if (!st && n_kept == 0) st = slm_fail(SLM_ERR_ARG, "%s: every block is dropped", path);
+    for (int i = 1; !st && p->gguf_mlp_per_block && i < n_kept; i++)
+        if (kept_ff[i] != kept_ff[0]) {
+            s.arch = "deci";
+            s.pad_ff = false;
+        }
     if (!st) st = add_metadata(&s, n_kept, kept_ff, src_blocks);
     if (!st) st = add_tensors(&s, src_blocks, kept_ff, n_kept);
     if (!st) st = slm_gguf_writer_write(s.w, path);
