@@ -4,7 +4,11 @@
  * eigendecomposition (LAPACKE_dsyev), relative 1e-6, for a tall (n_out <
  * n_in: dsyevr path) and a wide (n_out > n_in: QR path) W; svd-llm's basis
  * spans the same subspace (projectors within 1e-8); factors at full rank
- * reproduce W (svd) and W X (rom). */
+ * reproduce W (svd) and W X (rom). A wide W so ill-conditioned that
+ * Cholesky QR of W^T W is refused takes Householder QR (seen in the FLOP
+ * count) and meets the same 1e-6; factoring from the output covariance
+ * (slm_rom_factor_linear_cy, the engine's path for down) equals factoring
+ * from C_X. */
 #include "compress/rom/rom.h"
 #include "test_util.h"
 
@@ -28,16 +32,28 @@ static double *make_x(int n, int d, uint64_t *s) {
     return x;
 }
 
-static void case_dims(int n_out, int n_in, int r, int n_tok, double proj_tol) {
-    printf("== W %d x %d, rank %d, %d tokens\n", n_out, n_in, r, n_tok);
+/* W [n_out][n_in] uniform, column j scaled by 10^(-col_decades * j / (n_in - 1)). */
+static double *make_w(int n_out, int n_in, double col_decades) {
     uint64_t s = 0x1234567ull + (uint64_t)n_out * 31 + n_in;
     double *w = malloc(sizeof(double) * n_out * n_in);
-    for (int i = 0; i < n_out * n_in; i++) w[i] = urand(&s);
-    double *x = make_x(n_tok, n_in, &s);
+    for (int i = 0; i < n_out * n_in; i++) w[i] = urand(&s) * pow(10.0, -col_decades * (i % n_in) / (n_in - 1));
+    return w;
+}
+
+static double *make_cx(const double *x, int n_tok, int n_in) {
     double *cx = calloc((size_t)n_in * n_in, sizeof(double));
     for (int t = 0; t < n_tok; t++)
         for (int i = 0; i < n_in; i++)
             for (int j = 0; j < n_in; j++) cx[i * n_in + j] += x[t * n_in + i] * x[t * n_in + j];
+    return cx;
+}
+
+static void case_dims(int n_out, int n_in, int r, int n_tok, double proj_tol, double col_decades) {
+    printf("== W %d x %d (columns over %g decades), rank %d, %d tokens\n", n_out, n_in, col_decades, r, n_tok);
+    double *w = make_w(n_out, n_in, col_decades);
+    uint64_t s = 0x7654321ull + (uint64_t)n_out * 31 + n_in;
+    double *x = make_x(n_tok, n_in, &s);
+    double *cx = make_cx(x, n_tok, n_in);
     /* Y [n_tok][n_out] and the full spectrum of C_Y = Y^T Y (independent path). */
     double *y = calloc((size_t)n_tok * n_out, sizeof(double));
     for (int t = 0; t < n_tok; t++)
@@ -131,12 +147,82 @@ static void case_full_rank_svd(void) {
     free(ab);
 }
 
+/* fp32 linear from an fp64 W (kept alive by the caller through *buf). */
+static slm_linear dense_of(const double *w, int n_out, int n_in, float **buf) {
+    *buf = malloc(sizeof(float) * n_out * n_in);
+    for (int i = 0; i < n_out * n_in; i++) (*buf)[i] = (float)w[i];
+    return (slm_linear){.kind = SLM_LINEAR_DENSE, .n_out = n_out, .n_in = n_in, .w = *buf, .ld_w = n_in};
+}
+
+/* The wide path's FLOP with Cholesky QR and with Householder QR differ by
+ * geqrf + orgqr - trsm: the count tells which one ran. */
+static void case_qr_paths(void) {
+    int n_out = 96, n_in = 40, r = 10, n_tok = 300;
+    double m = n_out, n = n_in;
+    double hh_minus_chol = 2 * (2 * m * n * n - 2.0 / 3.0 * n * n * n) - r * n * n;
+    uint64_t s = 4242;
+    double *x = make_x(n_tok, n_in, &s), *cx = make_cx(x, n_tok, n_in);
+    double fl[2];
+    for (int ill = 0; ill < 2; ill++) {
+        double *w = make_w(n_out, n_in, ill ? 6.0 : 0.0);
+        float *buf, *a = malloc(sizeof(float) * n_out * r), *b = malloc(sizeof(float) * r * n_in);
+        slm_linear l = dense_of(w, n_out, n_in, &buf);
+        slm_rom_linear_report rep;
+        CHECK(slm_rom_factor_linear(&l, SLM_ROM_METHOD_ROM, cx, r, a, b, &rep) == SLM_OK, "factor: %s", slm_last_error());
+        fl[ill] = rep.flop;
+        free(w), free(buf), free(a), free(b);
+    }
+    printf("wide W FLOP: well-conditioned %.0f, cond 1e6 %.0f, difference %.0f (geqrf + orgqr - trsm = %.0f)\n", fl[0],
+           fl[1], fl[1] - fl[0], hh_minus_chol);
+    CHECK(fabs(fl[1] - fl[0] - hh_minus_chol) < 1, "the ill-conditioned W did not take Householder QR");
+    free(x), free(cx);
+}
+
+/* slm_rom_factor_linear_cy with C_Y = W C_X W^T equals slm_rom_factor_linear with C_X. */
+static void case_from_cy(int n_out, int n_in, int r) {
+    int n_tok = 400;
+    uint64_t s = 5150;
+    double *w = make_w(n_out, n_in, 1.0), *x = make_x(n_tok, n_in, &s), *cx = make_cx(x, n_tok, n_in);
+    double *cy = calloc((size_t)n_out * n_out, sizeof(double));
+    for (int i = 0; i < n_out; i++)
+        for (int j = 0; j < n_out; j++)
+            for (int p = 0; p < n_in; p++)
+                for (int q = 0; q < n_in; q++) cy[i * n_out + j] += w[i * n_in + p] * cx[p * n_in + q] * w[j * n_in + q];
+    float *buf, *a1 = malloc(sizeof(float) * n_out * r), *b1 = malloc(sizeof(float) * r * n_in);
+    float *a2 = malloc(sizeof(float) * n_out * r), *b2 = malloc(sizeof(float) * r * n_in);
+    slm_linear l = dense_of(w, n_out, n_in, &buf);
+    slm_rom_linear_report r1, r2;
+    CHECK(slm_rom_factor_linear(&l, SLM_ROM_METHOD_ROM, cx, r, a1, b1, &r1) == SLM_OK, "from C_X: %s", slm_last_error());
+    CHECK(slm_rom_factor_linear_cy(&l, cy, r, a2, b2, &r2) == SLM_OK, "from C_Y: %s", slm_last_error());
+    double d = 0, mx = 0;
+    for (int i = 0; i < n_out; i++)
+        for (int j = 0; j < n_in; j++) {
+            double p1 = 0, p2 = 0;
+            for (int k = 0; k < r; k++) {
+                p1 += (double)a1[i * r + k] * b1[k * n_in + j];
+                p2 += (double)a2[i * r + k] * b2[k * n_in + j];
+            }
+            d = fmax(d, fabs(p1 - p2));
+            mx = fmax(mx, fabs(p1));
+        }
+    printf("W %d x %d rank %d from C_Y vs from C_X: W1W2 max|d| %.2e of %.3g, discarded energy %.10g vs %.10g\n", n_out,
+           n_in, r, d, mx, r2.rel_err, r1.rel_err);
+    CHECK(d < 1e-5 * mx, "factors from C_Y differ: %.3g", d);
+    CHECK(fabs(r1.rel_err - r2.rel_err) < 1e-7 * r1.rel_err, "discarded energy differs"); /* a difference of near-equal sums */
+    CHECK(r2.rank == r && r2.params_after == (int64_t)r * (n_out + n_in), "report");
+    free(w), free(x), free(cx), free(cy), free(buf), free(a1), free(b1), free(a2), free(b2);
+}
+
 int main(void) {
-    case_dims(48, 80, 12, 300, 1e-8); /* tall: dsyevr on the 48 x 48 C_Y */
-    case_dims(96, 40, 10, 300, 1e-8); /* wide: QR core */
+    case_dims(48, 80, 12, 300, 1e-8, 0.0); /* tall: eigenproblem of the 48 x 48 C_Y */
+    case_dims(96, 40, 10, 300, 1e-8, 0.0); /* wide: Cholesky QR core */
+    case_dims(96, 40, 10, 300, 1e-6, 6.0); /* wide, cond(W) ~ 1e6: Householder QR core */
     /* Fewer tokens than inputs: C_X singular, svd-llm shifts its diagonal
      * (by |lambda_min| + 1e-6), which moves the subspace by about that much. */
-    case_dims(40, 60, 20, 30, 1e-5);
+    case_dims(40, 60, 20, 30, 1e-5, 0.0);
+    case_qr_paths();
+    case_from_cy(40, 96, 12);  /* down-like: narrower outputs */
+    case_from_cy(300, 90, 40); /* C_Y of rank 90 < 300 */
     case_full_rank_svd();
     return slm_test_finish();
 }

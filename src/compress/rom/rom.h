@@ -19,8 +19,12 @@
  *
  * Calibration is streamed block by block: the residual stream of every
  * calibration sequence at the current block's input is all that is held
- * ([S][T][D] fp32); statistics are gathered through the forward pass's hook
- * (model/forward.h), so there is no second forward pass.
+ * ([S][T][D] fp32), plus one [S*T][max(Q, D)] fp32 cache (the attention
+ * output, then down's outputs) and the one fp64 covariance being gathered.
+ * Statistics come through the forward pass's hook (model/forward.h) and the
+ * same linear kinds and kernels; docs/rom.md has the plan of the arithmetic.
+ * slm_rom_compress_rows starts from activations instead of tokens, so a
+ * caller can hold one block of a huge model at a time.
  */
 #ifndef SLM_COMPRESS_ROM_H
 #define SLM_COMPRESS_ROM_H
@@ -63,7 +67,8 @@ slm_status slm_rom_plan_for_budget(const slm_model *m, double budget, int n_bloc
 /* ---- the linear-algebra core (basis.c) ------------------------------------------------ */
 
 /* rom: vr [r][n_out] = the top-r eigenvectors of C_Y = W C_X W^T (rows, by
- * descending eigenvalue; LAPACK dsyevr over that index range only),
+ * descending eigenvalue; tridiagonalisation, then MRRR for that index range
+ * only; for n_out > n_in through the n_in x n_in core of W's QR),
  * eig [r] their eigenvalues, *trace = tr(C_Y) = ||Y||_F^2 on the calibration
  * data, so ||Y - V_r^T V_r Y||^2 = trace - sum(eig). w [n_out][n_in], cx [n_in][n_in]. */
 slm_status slm_rom_output_basis(const double *w, int n_out, int n_in, const double *cx, int r, double *vr,
@@ -79,17 +84,39 @@ typedef struct slm_rom_linear_report {
     int64_t params_before, params_after;
     double rel_err;            /* rom/svd-llm: discarded output energy on the calibration data,
                                   ||Y - W1 W2 X||^2 / ||Y||^2; svd: ||W - W1 W2||_F^2 / ||W||_F^2 */
+    double seconds;            /* factoring (basis and factors; the data passes are the block's) */
+    double cpu_seconds;        /* CPU time of the process (all threads) over the same */
+    double flop;               /* of the factoring, counted from the LAPACK/BLAS calls' sizes
+                                  (fp64; rom only, 0 for svd-llm and svd) */
 } slm_rom_linear_report;
 
 /* Factors l (dense or QBLOCK, n_out x n_in) at rank r: a [n_out][r], b [r][n_in]
  * (fp32, caller's buffers). cx [n_in][n_in] full symmetric, NULL for svd. */
 slm_status slm_rom_factor_linear(const slm_linear *l, slm_rom_method method, const double *cx, int r, float *a,
                                  float *b, slm_rom_linear_report *rep);
+/* rom from the output covariance itself: cy [n_out][n_out] = sum_t y_t y_t^T
+ * with y = W x (no bias), upper triangle read, destroyed. Equals
+ * slm_rom_factor_linear with C_X when cy = W C_X W^T; the engine uses it for
+ * down (n_out < n_in), whose outputs are 2.7x narrower than its inputs. */
+slm_status slm_rom_factor_linear_cy(const slm_linear *l, double *cy, int r, float *a, float *b,
+                                    slm_rom_linear_report *rep);
 
 /* ---- compression (rom.c) ----------------------------------------------------------------- */
 
+/* How rom moves the calibration data through a block (the results agree
+ * to rounding; tests/unit/test_rom_model.c compares them). */
+typedef enum slm_rom_engine {
+    SLM_ROM_ENGINE_CACHED = 0, /* one pass: the attention output and the post-attention
+                                  residual are kept, down's statistics come from its
+                                  outputs (about 0.8 forward passes of the dense block) */
+    SLM_ROM_ENGINE_PASSES      /* the reference: four gathering passes through the model's
+                                  forward, each ending the block at its point, then a full
+                                  pass (about 1.5 dense forward passes) */
+} slm_rom_engine;
+
 typedef struct slm_rom_params {
     slm_rom_method method;
+    slm_rom_engine engine; /* rom only */
     slm_rom_plan plan;
     bool quiet;          /* no progress bars */
     bool detached;       /* factors malloc'd and listed in the report (freed by
@@ -101,11 +128,30 @@ typedef struct slm_rom_params {
 } slm_rom_params;
 slm_rom_params slm_rom_default_params(void);
 
+/* Parts of a block's data passes, as the cached engine books them (the
+ * reference engine and svd-llm book everything under PASSES). */
+typedef enum slm_rom_part {
+    SLM_ROM_PART_ATTN_IN = 0, /* rmsnorm + C_X of q/k/v's input */
+    SLM_ROM_PART_ATTENTION,   /* factored q/k/v, attention, kept output, C_X of o's input */
+    SLM_ROM_PART_O,           /* X += the factored o's output */
+    SLM_ROM_PART_MLP_IN,      /* rmsnorm + C_X of gate/up's input */
+    SLM_ROM_PART_MLP,         /* factored gate/up, SwiGLU, down's outputs, C_Y */
+    SLM_ROM_PART_DOWN,        /* X += the factored down's output */
+    SLM_ROM_PART_PASSES,      /* whole passes through the model's forward */
+    SLM_ROM_PART_COUNT
+} slm_rom_part;
+const char *slm_rom_part_name(slm_rom_part p);
+
 typedef struct slm_rom_block_report {
     int layer;
     bool compressed;
     slm_rom_linear_report lin[SLM_PROJ_COUNT];
-    double seconds;
+    double seconds;      /* the whole block */
+    double pass_seconds; /* moving and gathering data (everything but the factoring) */
+    double pass_flop;    /* fp32 FLOP of that: linears, covariance syrk, attention, projections */
+    double part_seconds[SLM_ROM_PART_COUNT], part_flop[SLM_ROM_PART_COUNT]; /* the same by part */
+    double cpu_seconds, part_cpu_seconds[SLM_ROM_PART_COUNT]; /* CPU time of the process (all threads):
+                                                                 the work, on a shared machine */
 } slm_rom_block_report;
 
 typedef struct slm_rom_report {
@@ -119,8 +165,20 @@ typedef struct slm_rom_report {
 void slm_rom_report_free(slm_rom_report *r);
 
 /* Compresses m in place by p's plan, streaming cal block by block (cal may
- * be NULL for svd). On failure the model may be partly compressed. */
+ * be NULL for svd). On failure the model may be partly compressed. Embeds
+ * the tokens and runs slm_rom_compress_rows (without moving the data
+ * through the last block, which nothing reads). */
 slm_status slm_rom_compress(slm_model *m, const slm_calib *cal, const slm_rom_params *p, slm_rom_report *out);
+
+/* The same from activations: X [n_seqs][seq_len][D] is block 0's input (the
+ * residual stream; sequences of seq_len tokens at positions 0..seq_len-1)
+ * and is left as the last block's output, through the compressed blocks,
+ * so a caller can compress a model one block at a time: a one-block model
+ * per call, X carried from call to call. Every block of m is visited (those
+ * before plan.first_block only move X). X may be NULL for svd (then blocks
+ * before first_block are skipped). out->blocks has one entry per block of m. */
+slm_status slm_rom_compress_rows(slm_model *m, float *X, int n_seqs, int seq_len, const slm_rom_params *p,
+                                 slm_rom_report *out);
 
 /* ---- automatic planner (planner.c) ----------------------------------------------------- */
 
