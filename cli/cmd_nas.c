@@ -597,9 +597,9 @@ static slm_status read_arch_list(const char *spec, int L, int F, char ***names, 
 
 static int cmd_eval(int argc, char **argv) {
     const char *archs = NULL, *task_name = NULL, *metric = "acc", *calib = "mix", *output = NULL;
-    const char *data_dir = SLM_DEFAULT_DATA_DIR, *mode = "plain";
+    const char *data_dir = SLM_DEFAULT_DATA_DIR, *mode = "plain", *loss_calib = NULL;
     int limit = 0, threads = 0, calib_batch = 16, seqlen = 128, tput_tokens = 128, tput_reps = 3;
-    uint64_t seed = 1;
+    uint64_t seed = 1, loss_seed = 0;
     bool loss = false, quiet = false, dequantize = false;
     const slm_option opts[] = {
         {"archs", 'a', SLM_OPT_STRING, &archs, "FILE|JSON", "[{\"name\": ..., \"mlp_widths\": [...]}, ...]"},
@@ -614,6 +614,8 @@ static int cmd_eval(int argc, char **argv) {
         {"tput-tokens", 0, SLM_OPT_INT, &tput_tokens, "N", "tokens per throughput measurement (0: none)"},
         {"tput-reps", 0, SLM_OPT_INT, &tput_reps, "N", "throughput: best of N runs"},
         {"seed", 0, SLM_OPT_U64, &seed, "S", "calibration windows"},
+        {"loss-calib", 0, SLM_OPT_STRING, &loss_calib, "SRC", "--loss on other windows than the importance's (held out)"},
+        {"loss-seed", 0, SLM_OPT_U64, &loss_seed, "S", "seed of the --loss-calib windows (0: --seed)"},
         {"output", 'o', SLM_OPT_STRING, &output, "FILE", "also write the rows as JSON"},
         {"data-dir", 'd', SLM_OPT_STRING, &data_dir, "DIR", "data directory (see its MANIFEST.md)"},
         {"threads", 't', SLM_OPT_INT, &threads, "N", "threads (0: all cores)"},
@@ -650,11 +652,14 @@ static int cmd_eval(int argc, char **argv) {
     int L = m->cfg.n_layers, F = m->cfg.d_ff, n = 0;
     char **names = NULL;
     int *widths = NULL;
-    slm_calib cal = {0};
+    slm_calib cal = {0}, lcal = {0};
     cJSON *rows = cJSON_CreateArray();
     st = read_arch_list(archs, L, F, &names, &widths, &n);
     if (!st && (loss || passes[1])) st = load_calib(m, calib, data_dir, calib_batch, seqlen, seed, quiet, &cal);
-    ac.loss_cal = loss ? &cal : NULL;
+    if (!st && loss && (loss_calib || loss_seed))
+        st = load_calib(m, loss_calib ? loss_calib : calib, data_dir, calib_batch, seqlen, loss_seed ? loss_seed : seed,
+                        quiet, &lcal);
+    ac.loss_cal = !loss ? NULL : lcal.tokens ? &lcal : &cal;
     ac.ep = slm_eval_default_params();
     ac.ep.data_dir = data_dir;
     ac.ep.limit = limit;
@@ -709,6 +714,7 @@ static int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "limit", limit);
         cJSON_AddStringToObject(j, "metric", metric);
         cJSON_AddStringToObject(j, "calib", cal.tokens ? cal.source : "");
+        cJSON_AddStringToObject(j, "loss_calib", ac.loss_cal ? ac.loss_cal->source : "");
         cJSON_AddItemToObject(j, "rows", rows);
         rows = NULL;
         st = write_json_file(output, j);
@@ -720,6 +726,7 @@ static int cmd_eval(int argc, char **argv) {
     free(names);
     free(widths);
     slm_calib_free(&cal);
+    slm_calib_free(&lcal);
     slm_model_free(m);
     free(pos);
     return st ? slm_cli_report(st) : 0;
