@@ -251,9 +251,9 @@ static slm_status get_i8_matrix(loader *ld, const char *prefix, int rows, int co
         n_outl = (int)ti->ne[0];
         st = check_shape(ld, to, n_o, n_outl, rows);
     }
-    if (!st)
-        st = slm_i8_matrix_from_parts(ld->m, tw->data, cols, ts->data, rows, cols, n_outl ? ti->data : NULL, n_outl,
-                                      n_outl ? to->data : NULL, n_w, out);
+    if (st) return st; /* those messages name the file already */
+    st = slm_i8_matrix_from_parts(ld->m, tw->data, cols, ts->data, rows, cols, n_outl ? ti->data : NULL, n_outl,
+                                  n_outl ? to->data : NULL, n_w, out);
     if (st) slm_error_prefix(ld->path);
     return st;
 }

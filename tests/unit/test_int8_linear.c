@@ -15,8 +15,12 @@
  *    loaded back, its logits are bit-identical; saved as F32 GGUF (the
  *    dequantised values) and loaded, it equals slm_quant_dequantize's
  *    model bit for bit; a HALVES (HF-order) model comes back in llama.cpp's
- *    order within 1e-5; weight bytes are the sum of the parts. */
+ *    order within 1e-5; weight bytes are the sum of the parts;
+ *  - damaged int8 files (a negative or NaN scale, a non-zero int8 value at
+ *    an outlier column, outlier columns out of order, a scale tensor of the
+ *    wrong type) fail to load with one message naming the file and tensor. */
 #include "compress/quant/quant.h"
+#include "formats/gguf.h"
 #include "kernels/cpu/int8.h"
 #include "model/linear_int8.h"
 #include "model/loaders.h"
@@ -329,6 +333,91 @@ static void check_model_roundtrip(void) {
     free(l0), free(l1), free(l2);
 }
 
+
+/* ---- damaged int8 files ---------------------------------------------------------------- */
+
+/* Copies src to dst with bytes [off, off + n) of tensor `name`'s data
+ * replaced by patch (off relative to the tensor), or its type id changed
+ * (new_type >= 0); returns false when the tensor is missing. */
+static bool patch_file(const char *src, const char *dst, const char *name, size_t off, const void *patch, size_t n,
+                       int new_type) {
+    slm_gguf *g;
+    if (slm_gguf_open(src, &g)) return false;
+    const slm_gguf_tensor *t = slm_gguf_find_tensor(g, name);
+    size_t at = t ? (size_t)((const uint8_t *)t->data - g->file.data) + off : 0;
+    /* the tensor info: name bytes, then n_dims, dims, type (u32) */
+    size_t type_at = 0;
+    if (t && new_type >= 0) {
+        size_t ln = strlen(name);
+        for (size_t i = 0; i + ln + 8 < g->data_offset; i++)
+            if (!memcmp(g->file.data + i, name, ln) && !memcmp(g->file.data + i - 8, &(uint64_t){ln}, 8)) {
+                type_at = i + ln + 4 + 8 * (size_t)t->n_dims;
+                break;
+            }
+    }
+    size_t len = g->file.size;
+    uint8_t *buf = malloc(len);
+    memcpy(buf, g->file.data, len);
+    slm_gguf_close(g);
+    if (!t || (new_type >= 0 && !type_at)) {
+        free(buf);
+        return false;
+    }
+    if (new_type >= 0) memcpy(buf + type_at, &(uint32_t){(uint32_t)new_type}, 4);
+    else memcpy(buf + at, patch, n);
+    FILE *f = fopen(dst, "wb");
+    bool ok = f && fwrite(buf, 1, len, f) == len;
+    if (f) fclose(f);
+    free(buf);
+    return ok;
+}
+
+static void expect_load_error(const char *path, const char *what, const char *fragment) {
+    slm_load_params lp = slm_load_default_params();
+    lp.load_tokenizer = false;
+    slm_model *m = NULL;
+    slm_status st = slm_model_load(path, &lp, &m);
+    const char *msg = slm_last_error();
+    CHECK(st != SLM_OK && strstr(msg, path) && strstr(msg, fragment), "%s: want an error with '%s', got %d '%s'", what,
+          fragment, (int)st, msg);
+    if (st != SLM_OK) printf("damaged (%s): error: %s\n", what, msg);
+    slm_model_free(m);
+}
+
+static void check_damaged(void) {
+    const char *src = tmp_path("int8_rt.gguf"), *bad = tmp_path("int8_bad.gguf");
+    slm_gguf *g;
+    if (!CHECK(slm_gguf_open(src, &g) == SLM_OK, "open %s", src)) return;
+    /* a linear with outlier columns, for the outlier cases */
+    char pre[96] = "";
+    for (int64_t i = 0; i < g->n_tensors && !pre[0]; i++) {
+        const char *n = g->tensors[i].name, *e = strstr(n, ".i8.outlier_cols");
+        if (e && g->tensors[i].ne[0] >= 2) snprintf(pre, sizeof pre, "%.*s", (int)(e - n), n);
+    }
+    int32_t c0 = 0;
+    char nm[160];
+    snprintf(nm, sizeof nm, "%s.i8.outlier_cols", pre);
+    const slm_gguf_tensor *ti = pre[0] ? slm_gguf_find_tensor(g, nm) : NULL;
+    if (ti) memcpy(&c0, ti->data, 4);
+    slm_gguf_close(g);
+    if (!CHECK(ti != NULL, "an int8 matrix with 2 or more outlier columns in the file")) return;
+
+    const float neg = -1.0f, nan = NAN;
+    const int8_t one = 1;
+    const int32_t swapped[2] = {5, 3};
+    if (patch_file(src, bad, "blk.0.attn_q.i8.scale", 4, &neg, 4, -1)) expect_load_error(bad, "negative scale", "scale of row 1");
+    if (patch_file(src, bad, "blk.0.attn_q.i8.scale", 0, &nan, 4, -1)) expect_load_error(bad, "NaN scale", "scale of row 0");
+    snprintf(nm, sizeof nm, "%s.i8.weight", pre);
+    if (CHECK(patch_file(src, bad, nm, (size_t)c0, &one, 1, -1), "patch %s", nm))
+        expect_load_error(bad, "int8 value at an outlier column", "is not 0 in the int8 part");
+    snprintf(nm, sizeof nm, "%s.i8.outlier_cols", pre);
+    if (CHECK(patch_file(src, bad, nm, 0, swapped, 8, -1), "patch %s", nm))
+        expect_load_error(bad, "outlier columns out of order", "outlier columns not ascending");
+    if (CHECK(patch_file(src, bad, "blk.1.ffn_down.i8.scale", 0, NULL, 0, SLM_DTYPE_I32), "patch type"))
+        expect_load_error(bad, "scale stored as I32", "missing F32 tensor 'blk.1.ffn_down.i8.scale'");
+    remove(bad);
+}
+
 int main(void) {
     slm_set_threads(2);
     slm_config cfg = small_config();
@@ -339,5 +428,6 @@ int main(void) {
     check_lowrank(m);
     slm_model_free(m);
     check_model_roundtrip();
+    check_damaged();
     return slm_test_finish();
 }

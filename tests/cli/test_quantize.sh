@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# slimlm quantize through the binary on SmolLM2-135M: pure int8 and
+# LLM.int8 (outlier columns) GGUFs that slimlm loads back as int8 linears
+# (info: every linear "int8", the lm head int8, under 2 bytes/parameter)
+# and runs; the JSON report; the GGUF Q8_0 export (llama.cpp's own type);
+# a safetensors directory of the dequantised values; every usage error is
+# one line "error: ..." with exit status 1 and leaves no output behind.
+set -u
+bin="${SLM_BIN:?}"
+model="${SLM_TEST_MODEL:?}"
+tmp="${SLM_TEST_TMP:-/tmp}/quantize"
+rm -rf "$tmp"
+mkdir -p "$tmp"
+. "$(dirname "$0")/lib.sh"
+
+check_int8() { # file label
+  local info
+  info=$("$bin" info "$1" 2>&1)
+  local n_int8 bpp
+  n_int8=$(printf '%s\n' "$info" | grep -Eo ' int8 ' | wc -l)
+  bpp=$(printf '%s\n' "$info" | sed -n 's/^weights held .* \([0-9.]*\) bytes\/parameter; lm head int8$/\1/p')
+  if [ "$n_int8" -ne 210 ] || [ -z "$bpp" ] || ! awk -v b="$bpp" 'BEGIN { exit !(b > 1 && b < 2) }'; then
+    echo "FAIL $2: $n_int8 int8 linears (want 210), bytes/parameter '$bpp'"; fail=1
+  else
+    echo "ok   $2: 210 int8 linears + int8 lm head, $bpp bytes/parameter"
+  fi
+}
+
+if "$bin" quantize "$model" --int8 --outlier-threshold 0 -o "$tmp/pure.gguf" -q -t 2 > "$tmp/pure.txt" 2>&1; then
+  check_int8 "$tmp/pure.gguf" "pure int8"
+else
+  echo "FAIL quantize --outlier-threshold 0:"; cat "$tmp/pure.txt"; fail=1
+fi
+if "$bin" quantize "$model" --int8 --batch 4 --seqlen 32 --gguf-q8_0 "$tmp/q8.gguf" -o "$tmp/llm.gguf" \
+     --output "$tmp/llm.json" -q -t 2 > "$tmp/llm.txt" 2>&1; then
+  check_int8 "$tmp/llm.gguf" "LLM.int8"
+  if grep -q '"above_threshold"' "$tmp/llm.json" && grep -q '"bytes_per_param"' "$tmp/llm.json" &&
+     grep -q '^kept [0-9]* of [0-9]* block-input columns' "$tmp/llm.txt"; then
+    echo "ok   outlier report (table and JSON)"
+  else
+    echo "FAIL outlier report:"; cat "$tmp/llm.txt"; fail=1
+  fi
+  if "$bin" info "$tmp/q8.gguf" 2>&1 | grep -q 'Q8_0:210'; then
+    echo "ok   --gguf-q8_0: 210 Q8_0 matrices"
+  else
+    echo "FAIL --gguf-q8_0"; fail=1
+  fi
+  out=$("$bin" generate "$tmp/llm.gguf" -p "The capital of France is" -n 4 --temp 0 -q -t 2 2>/dev/null)
+  if [ -n "$out" ]; then echo "ok   generate with the int8 model: '$out'"; else echo "FAIL generate"; fail=1; fi
+  bad "already int8" "$bin" quantize "$tmp/llm.gguf" --int8 --outlier-threshold 0 -o "$tmp/x.gguf" -q
+else
+  echo "FAIL quantize with outliers:"; cat "$tmp/llm.txt"; fail=1
+fi
+if "$bin" quantize "$model" --int8 --outlier-threshold 0 -o "$tmp/hf" -q -t 2 > /dev/null 2>&1 &&
+   [ -f "$tmp/hf/model.safetensors" ] && "$bin" info "$tmp/hf" 2>&1 | grep -q '^weights held .* lm head float$'; then
+  echo "ok   safetensors output (dequantised fp32)"
+else
+  echo "FAIL safetensors output"; fail=1
+fi
+
+bad "--int8 is required" "$bin" quantize "$model" -o "$tmp/x.gguf"
+bad "-o OUT is required" "$bin" quantize "$model" --int8
+bad "outlier-threshold must be >= 0" "$bin" quantize "$model" --int8 --outlier-threshold -1 -o "$tmp/x.gguf"
+bad "max-outliers must be in" "$bin" quantize "$model" --int8 --max-outliers 2 -o "$tmp/x.gguf"
+bad "embd must be f16 or f32" "$bin" quantize "$model" --int8 --embd f8 -o "$tmp/x.gguf"
+bad "$tmp/missing.gguf: cannot open" "$bin" quantize "$tmp/missing.gguf" --int8 -o "$tmp/x.gguf"
+head -c 1000 "$model" > "$tmp/truncated.gguf"
+bad "$tmp/truncated.gguf: " "$bin" quantize "$tmp/truncated.gguf" --int8 -o "$tmp/x.gguf"
+bad "not found\|cannot\|missing" "$bin" quantize "$model" --int8 --calib text:nonexistent.txt -o "$tmp/x.gguf" -q
+if [ -e "$tmp/x.gguf" ]; then echo "FAIL a failed quantize left $tmp/x.gguf"; fail=1; fi
+rm -rf "$tmp"
+exit $fail
