@@ -40,8 +40,8 @@ if "$bin" quantize "$model" --int8 --batch 4 --seqlen 32 --gguf-q8_0 "$tmp/q8.gg
   else
     echo "FAIL outlier report:"; cat "$tmp/llm.txt"; fail=1
   fi
-  if "$bin" info "$tmp/q8.gguf" 2>&1 | grep -q 'Q8_0:210'; then
-    echo "ok   --gguf-q8_0: 210 Q8_0 matrices"
+  if "$bin" info "$tmp/q8.gguf" 2>&1 | grep -q 'Q8_0:211'; then
+    echo "ok   --gguf-q8_0: 211 Q8_0 matrices (linears + embedding)"
   else
     echo "FAIL --gguf-q8_0"; fail=1
   fi
