@@ -9,13 +9,15 @@
  * count) and meets the same 1e-6; factoring from the output covariance
  * (slm_rom_factor_linear_cy, the engine's path for down) equals factoring
  * from C_X. */
-#include "compress/rom/rom.h"
+#include "compress/rom/rom_engine.h"
 #include "test_util.h"
 
+#include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static double urand(uint64_t *s) {
     *s ^= *s << 13;
@@ -213,6 +215,52 @@ static void case_from_cy(int n_out, int n_in, int r) {
     free(w), free(x), free(cx), free(cy), free(buf), free(a1), free(b1), free(a2), free(b2);
 }
 
+/* Above SLM_ROM_EIG_FP32_MIN the tridiagonalisation runs in fp32: against
+ * the fp64 path on a covariance of that size, the discarded energy
+ * tr(C) - tr(V^T C V) (computed in fp64 from the vectors) and the discarded
+ * eigenvalue sum agree within 1e-5 relative, and the vectors are orthonormal
+ * within 1e-5. */
+static void case_eig_fp32(int n, int r) {
+    int m = 2 * n;
+    uint64_t s = 31337;
+    double *a = malloc(sizeof(double) * n * m), *c = calloc((size_t)n * n, sizeof(double));
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < m; j++) a[(size_t)i * m + j] = urand(&s) * (1.0 + 3.0 * exp(-i / 50.0));
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, m, 1.0, a, m, 0.0, c, n);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++) c[(size_t)i * n + j] = c[(size_t)j * n + i];
+    double tr = 0;
+    for (int i = 0; i < n; i++) tr += c[(size_t)i * n + i];
+    double disc[2], disc_val[2], orth[2];
+    double *sc = malloc(sizeof(double) * n * n), *v = malloc(sizeof(double) * r * n), *ev = malloc(sizeof(double) * r);
+    double *cv = malloc(sizeof(double) * r * n);
+    for (int p = 0; p < 2; p++) {
+        memcpy(sc, c, sizeof(double) * n * n);
+        double flop = 0;
+        CHECK(slm_rom_top_eigen(sc, n, r, v, ev, p == 1, &flop) == SLM_OK, "eigen: %s", slm_last_error());
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, n, n, 1.0, v, n, c, n, 0.0, cv, n); /* V C */
+        double cap = 0, kept = 0, o = 0;
+        for (size_t i = 0; i < (size_t)r * n; i++) cap += cv[i] * v[i];
+        for (int j = 0; j < r; j++) kept += ev[j];
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j <= i; j++) {
+                double d = cblas_ddot(n, v + (size_t)i * n, 1, v + (size_t)j * n, 1) - (i == j);
+                o = fmax(o, fabs(d));
+            }
+        disc[p] = tr - cap;
+        disc_val[p] = tr - kept;
+        orth[p] = o;
+    }
+    printf("top %d of %d: discarded energy fp64 %.10g, fp32 reduction %.10g (rel %.2e; by eigenvalues rel %.2e); "
+           "orthonormality %.1e / %.1e\n",
+           r, n, disc[0], disc[1], fabs(disc[1] - disc[0]) / disc[0], fabs(disc_val[1] - disc[0]) / disc[0], orth[0],
+           orth[1]);
+    CHECK(fabs(disc[1] - disc[0]) < 1e-5 * disc[0], "fp32 reduction: discarded energy off");
+    CHECK(fabs(disc_val[1] - disc[0]) < 1e-5 * disc[0], "fp32 reduction: eigenvalues off");
+    CHECK(orth[0] < 1e-12 && orth[1] < 1e-5, "orthonormality %.3g / %.3g", orth[0], orth[1]);
+    free(a), free(c), free(sc), free(v), free(ev), free(cv);
+}
+
 int main(void) {
     case_dims(48, 80, 12, 300, 1e-8, 0.0); /* tall: eigenproblem of the 48 x 48 C_Y */
     case_dims(96, 40, 10, 300, 1e-8, 0.0); /* wide: Cholesky QR core */
@@ -223,6 +271,7 @@ int main(void) {
     case_qr_paths();
     case_from_cy(40, 96, 12);  /* down-like: narrower outputs */
     case_from_cy(300, 90, 40); /* C_Y of rank 90 < 300 */
+    case_eig_fp32(SLM_ROM_EIG_FP32_MIN + 76, 300);
     case_full_rank_svd();
     return slm_test_finish();
 }

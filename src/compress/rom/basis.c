@@ -71,18 +71,40 @@ static slm_status output_covariance(const double *w, int n_out, int n_in, const 
  * to bisection and inverse iteration, whose reorthogonalisation of
  * clustered eigenvalues (every covariance of a wide layer has them) made
  * it 3x slower than dsytrd at n = 4096. Should dstemr fail, the
- * tridiagonal problem is solved whole by divide and conquer (dstedc). */
-static slm_status top_eigen(double *s, int n, int r, double *vecs, double *vals, double *flop) {
+ * tridiagonal problem is solved whole by divide and conquer (dstedc).
+ *
+ * The tridiagonalisation is memory-bound (half of it is symv over the
+ * trailing matrix) and does not speed up with threads: at n = 4096 it was
+ * 5.7 s of one core, two thirds of the eigen step. With fp32_reduction it
+ * runs in fp32 (ssytrd, and sormtr for the back-transformation: half the
+ * bytes, 2x faster); the tridiagonal problem stays fp64. The captured
+ * energy then differs from the fp64 path's by ~1e-7 of the discarded
+ * energy (docs/rom.md; tests/unit/test_rom_basis.c bounds it by 1e-5). */
+slm_status slm_rom_top_eigen(double *s, int n, int r, double *vecs, double *vals, bool fp32_reduction,
+                             double *flop) {
+    if (r < 1 || r > n) return slm_fail(SLM_ERR_ARG, "top %d eigenpairs of a %d x %d matrix", r, n, n);
     double *d = slm_malloc((size_t)n * 4 * sizeof(double), "tridiagonal");
     double *z = slm_malloc((size_t)n * (size_t)r * sizeof(double), "eigenvectors");
     lapack_int *isuppz = slm_malloc(2 * (size_t)n * sizeof(lapack_int), "eigen support");
+    float *sf = fp32_reduction ? slm_malloc((size_t)n * n * sizeof(float) + (size_t)n * 3 * sizeof(float), "fp32 copy")
+                               : NULL;
     slm_status st = SLM_OK;
-    if (!d || !z || !isuppz) st = SLM_ERR_NOMEM;
+    if (!d || !z || !isuppz || (fp32_reduction && !sf)) st = SLM_ERR_NOMEM;
     double *e = d + n, *tau = d + 2 * (size_t)n, *w = d + 3 * (size_t)n;
+    float *df = sf ? sf + (size_t)n * n : NULL, *ef = df ? df + n : NULL, *tauf = ef ? ef + n : NULL;
     double *d0 = NULL;
-    /* column-major 'L' of a row-major matrix is its upper triangle */
-    if (!st && LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', n, s, n, d, e, tau) != 0)
+    if (!st && fp32_reduction) {
+        for (size_t i = 0; i < (size_t)n * n; i++) sf[i] = (float)s[i];
+        /* column-major 'L' of a row-major matrix is its upper triangle */
+        if (LAPACKE_ssytrd(LAPACK_COL_MAJOR, 'L', n, sf, n, df, ef, tauf) != 0)
+            st = slm_fail(SLM_ERR_NUMERIC, "tridiagonalisation (ssytrd) failed");
+        for (int i = 0; !st && i < n; i++) {
+            d[i] = df[i];
+            e[i] = ef[i];
+        }
+    } else if (!st && LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'L', n, s, n, d, e, tau) != 0) {
         st = slm_fail(SLM_ERR_NUMERIC, "tridiagonalisation (dsytrd) failed");
+    }
     if (!st) {
         d0 = slm_malloc((size_t)n * 2 * sizeof(double), "tridiagonal copy");
         if (!d0) st = SLM_ERR_NOMEM;
@@ -110,8 +132,19 @@ static slm_status top_eigen(double *s, int n, int r, double *vecs, double *vals,
             }
         }
     }
-    if (!st && LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', n, r, s, n, tau, z, n) != 0)
+    if (!st && fp32_reduction) { /* back-transformation in fp32 */
+        float *zs = slm_malloc((size_t)n * r * sizeof(float), "eigenvectors (fp32)");
+        if (!zs) st = SLM_ERR_NOMEM;
+        else {
+            for (size_t i = 0; i < (size_t)n * r; i++) zs[i] = (float)z[i];
+            if (LAPACKE_sormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', n, r, sf, n, tauf, zs, n) != 0)
+                st = slm_fail(SLM_ERR_NUMERIC, "eigenvector back-transformation (sormtr) failed");
+            for (size_t i = 0; i < (size_t)n * r; i++) z[i] = zs[i];
+            free(zs);
+        }
+    } else if (!st && LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', n, r, s, n, tau, z, n) != 0) {
         st = slm_fail(SLM_ERR_NUMERIC, "eigenvector back-transformation (dormtr) failed");
+    }
     if (!st) /* column j of z (column-major n x r) is row j of a row-major [r][n]; ascending -> descending */
         for (int j = 0; j < r; j++) {
             vals[j] = w[r - 1 - j];
@@ -122,7 +155,12 @@ static slm_status top_eigen(double *s, int n, int r, double *vecs, double *vals,
     free(d0);
     free(z);
     free(isuppz);
+    free(sf);
     return st;
+}
+
+static slm_status top_eigen(double *s, int n, int r, double *vecs, double *vals, double *flop) {
+    return slm_rom_top_eigen(s, n, r, vecs, vals, n >= SLM_ROM_EIG_FP32_MIN, flop);
 }
 
 /* Wide outputs (n_out > n_in: gate, up): C_Y has rank <= n_in, so with the

@@ -38,6 +38,15 @@ void slm_rom_cov_add(slm_rom_cov *a, const float *rows, int64_t n_rows, int64_t 
 void slm_rom_cov_finish(slm_rom_cov *a);
 void slm_rom_cov_free(slm_rom_cov *a);
 
+/* ---- eigenpairs (basis.c) ---------------------------------------------------------------- */
+
+/* From this size on, rom's eigenproblems tridiagonalise in fp32 (basis.c). */
+enum { SLM_ROM_EIG_FP32_MIN = 1024 };
+/* Top-r eigenpairs of the symmetric s [n][n] (upper triangle read, destroyed):
+ * vecs [r][n] by descending eigenvalue, vals [r]; *flop += its FLOP. */
+slm_status slm_rom_top_eigen(double *s, int n, int r, double *vecs, double *vals, bool fp32_reduction,
+                             double *flop);
+
 /* ---- shared by the engines (rom.c) ---------------------------------------------------- */
 
 /* CPU seconds of the process, all threads (CLOCK_PROCESS_CPUTIME_ID). */
