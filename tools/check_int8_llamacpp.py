@@ -34,7 +34,8 @@ import check_gguf_llamacpp as cg  # noqa: E402  (gguf-py references, llama.cpp l
 
 def greedy_llamacpp(path, prompts, n):
     from llama_cpp import Llama
-    llm = Llama(model_path=path, n_ctx=512, n_batch=256, n_threads=2, verbose=False, type_k=0, type_v=0)
+    llm = Llama(model_path=path, n_ctx=512, n_batch=256, n_threads=2, verbose=False, type_k=0, type_v=0,
+                logits_all=True)
     outs = []
     for p in prompts:
         ids = llm.tokenize(p.encode("utf-8"), add_bos=True, special=True)
