@@ -11,22 +11,13 @@
 #include "model/forward.h"
 
 #include <cblas.h>
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static double best_of(double a, double b) { return a < b ? a : b; }
-
-static long vm_hwm_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kib = strtol(line + 6, NULL, 10);
-    fclose(f);
-    return kib;
-}
 
 /* GFLOP/s of C[M][N] = A[M][K] B[N][K]^T, best of reps. */
 static double sgemm_gflops(int M, int N, int K, int reps) {
@@ -112,7 +103,7 @@ int main(int argc, char **argv) {
             if (slm_decode(c, tok + i, 1, false, logits)) goto fail;
         r.decode_s = best_of(r.decode_s, slm_time_now() - t);
     }
-    r.rss_kib = vm_hwm_kib();
+    r.rss_kib = slm_bench_vm_hwm_kib();
     slm_model_stats st = slm_model_get_stats(m, T / 2); /* mean causal context over the chunk */
     /* Prefill FLOPs: every linear on all T rows, the lm head on the last one. */
     int64_t lm = (int64_t)cfg->n_vocab * cfg->d_model;

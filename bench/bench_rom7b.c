@@ -27,6 +27,8 @@
 
 #include <cblas.h>
 #include <math.h>
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,17 +41,6 @@
 #define PAPER_BLOCKS 12
 
 static const char *const k_names[SLM_PROJ_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
-
-static long vm_hwm_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kib = strtol(line + 6, NULL, 10);
-    fclose(f);
-    return kib;
-}
 
 static void load_avg(double la[3]) {
     la[0] = la[1] = la[2] = -1;
@@ -263,7 +254,7 @@ int main(int argc, char **argv) {
     load_avg(la1);
     double x12 = (double)PAPER_BLOCKS / blocks, t12 = tot * x12, c12 = tot_cpu * x12;
     double paper_core_min = PAPER_MINUTES * PAPER_CORES, flop = tot_pass_f + tot_fac_f;
-    long hwm = vm_hwm_kib();
+    long hwm = slm_bench_vm_hwm_kib();
     printf("%d block(s), %d linears factored: %.1f s wall, %.1f CPU-s (data passes %.1f s, %.2f TFLOP fp32; "
            "factoring %.1f s, %.2f TFLOP fp64)\n",
            blocks, n_lin, tot, tot_cpu, tot_pass_s, tot_pass_f / 1e12, tot_fac_s, tot_fac_f / 1e12);

@@ -44,20 +44,15 @@ static cJSON *report_json(const slm_model *m, slm_prune_strategy s, int K, const
 }
 
 int slm_cmd_prune(int argc, char **argv) {
-    const char *out_path = NULL, *strategy = "max-gap", *calib = "mix", *json_path = NULL;
-    const char *data_dir = SLM_DEFAULT_DATA_DIR;
-    int drop_n = -1, batch = 64, seqlen = 128, threads = 0;
-    uint64_t seed = 1;
+    const char *out_path = NULL, *strategy = "max-gap", *json_path = NULL;
+    slm_cli_calib cc = {.spec = "mix", .data_dir = SLM_DEFAULT_DATA_DIR, .batch = 64, .seqlen = 128, .seed = 1};
+    int drop_n = -1, threads = 0;
     bool quiet = false;
     const slm_option opts[] = {
         {"output-model", 'o', SLM_OPT_STRING, &out_path, "OUT", "write the model: OUT.gguf, else a safetensors directory"},
         {"drop", 'k', SLM_OPT_INT, &drop_n, "K", "number of decoder blocks to drop"},
         {"strategy", 's', SLM_OPT_STRING, &strategy, "S", "max-gap | input | output | middle | both | block-influence"},
-        {"calib", 'c', SLM_OPT_STRING, &calib, "SRC", "block-influence data: mix | task:NAME | text:FILE"},
-        {"batch", 0, SLM_OPT_INT, &batch, "N", "block-influence calibration sequences"},
-        {"seqlen", 0, SLM_OPT_INT, &seqlen, "N", "tokens per calibration sequence"},
-        {"seed", 0, SLM_OPT_U64, &seed, "N", "seed for the calibration windows"},
-        {"data-dir", 'd', SLM_OPT_STRING, &data_dir, "DIR", "data directory (see its MANIFEST.md)"},
+        SLM_CLI_CALIB_OPTIONS(cc),
         {"output", 0, SLM_OPT_STRING, &json_path, "FILE", "also write the report as JSON"},
         {"quiet", 'q', SLM_OPT_FLAG, &quiet, NULL, "no progress bar"},
         {"threads", 't', SLM_OPT_INT, &threads, "N", "threads (0: all cores)"},
@@ -91,8 +86,7 @@ int slm_cmd_prune(int argc, char **argv) {
     if (!drop) st = SLM_ERR_NOMEM;
     if (!st && s == SLM_PRUNE_BLOCK_INFLUENCE) {
         bi = slm_calloc((size_t)L, sizeof *bi, "block influence");
-        st = bi ? slm_calib_load(slm_model_tokenizer(m), calib, data_dir, batch, seqlen, seed, &cal) : SLM_ERR_NOMEM;
-        if (!st && !quiet) fprintf(stderr, "calibration: %d x %d tokens from %s\n", batch, seqlen, cal.source);
+        st = bi ? slm_cli_calib_load(m, &cc, quiet, &cal) : SLM_ERR_NOMEM;
         if (!st) st = slm_prune_block_influence(m, &cal, quiet, bi);
     }
     if (!st) st = slm_prune_select(L, drop_n, s, bi, drop);

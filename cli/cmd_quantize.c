@@ -78,10 +78,9 @@ static cJSON *report_json(const slm_quant_params *p, const slm_quant_report *r, 
 }
 
 int slm_cmd_quantize(int argc, char **argv) {
-    const char *out_path = NULL, *q8_path = NULL, *calib = "mix", *json_path = NULL, *embd = "f16";
-    const char *data_dir = SLM_DEFAULT_DATA_DIR;
-    int batch = 32, seqlen = 128, threads = 0;
-    uint64_t seed = 1;
+    const char *out_path = NULL, *q8_path = NULL, *json_path = NULL, *embd = "f16";
+    slm_cli_calib cc = {.spec = "mix", .data_dir = SLM_DEFAULT_DATA_DIR, .batch = 32, .seqlen = 128, .seed = 1};
+    int threads = 0;
     bool int8 = false, keep_head = false, quiet = false;
     slm_quant_params qp = slm_quant_default_params();
     const slm_option opts[] = {
@@ -95,11 +94,7 @@ int slm_cmd_quantize(int argc, char **argv) {
         {"keep-lm-head", 0, SLM_OPT_FLAG, &keep_head, NULL, "leave the lm head in float"},
         {"embd", 0, SLM_OPT_STRING, &embd, "TYPE", "token embedding values: f16 or f32"},
         {"gguf-q8_0", 0, SLM_OPT_STRING, &q8_path, "FILE", "also write the source model as GGUF Q8_0 (llama.cpp)"},
-        {"calib", 'c', SLM_OPT_STRING, &calib, "SRC", "calibration data: mix | task:NAME | text:FILE"},
-        {"batch", 0, SLM_OPT_INT, &batch, "N", "calibration sequences"},
-        {"seqlen", 0, SLM_OPT_INT, &seqlen, "N", "tokens per calibration sequence"},
-        {"seed", 0, SLM_OPT_U64, &seed, "N", "seed for the calibration windows"},
-        {"data-dir", 'd', SLM_OPT_STRING, &data_dir, "DIR", "data directory (see its MANIFEST.md)"},
+        SLM_CLI_CALIB_OPTIONS(cc),
         {"output", 0, SLM_OPT_STRING, &json_path, "FILE", "also write the report as JSON"},
         {"quiet", 'q', SLM_OPT_FLAG, &quiet, NULL, "no progress bar"},
         {"threads", 't', SLM_OPT_INT, &threads, "N", "threads (0: all cores)"},
@@ -143,8 +138,7 @@ int slm_cmd_quantize(int argc, char **argv) {
         if (!st) printf("wrote %s (GGUF Q8_0)\n", q8_path);
     }
     if (!st && qp.outlier_threshold > 0.0f) {
-        st = slm_calib_load(slm_model_tokenizer(m), calib, data_dir, batch, seqlen, seed, &cal);
-        if (!st && !quiet) fprintf(stderr, "calibration: %d x %d tokens from %s\n", batch, seqlen, cal.source);
+        st = slm_cli_calib_load(m, &cc, quiet, &cal);
     }
     if (!st) st = slm_quant_int8(m, &qp, qp.outlier_threshold > 0.0f ? &cal : NULL, &rep);
     double bpp = 0; /* bytes per parameter of the int8 model, as held */

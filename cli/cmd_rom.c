@@ -93,11 +93,10 @@ static cJSON *report_json(const slm_model *m, const slm_rom_params *p, const slm
 }
 
 int slm_cmd_rom(int argc, char **argv) {
-    const char *out_path = NULL, *method = "rom", *calib = "mix", *blocks = NULL, *json_path = NULL;
-    const char *data_dir = SLM_DEFAULT_DATA_DIR;
+    const char *out_path = NULL, *method = "rom", *blocks = NULL, *json_path = NULL;
+    slm_cli_calib cc = {.spec = "mix", .data_dir = SLM_DEFAULT_DATA_DIR, .batch = 512, .seqlen = 128, .seed = 1};
     float budget = 0.8f, module_budget = -1.0f;
-    int batch = 512, seqlen = 128, threads = 0;
-    uint64_t seed = 1;
+    int threads = 0;
     bool quiet = false, no_loss = false;
     const slm_option opts[] = {
         {"output-model", 'o', SLM_OPT_STRING, &out_path, "OUT", "write the model: OUT.gguf, else a safetensors directory"},
@@ -105,11 +104,7 @@ int slm_cmd_rom(int argc, char **argv) {
         {"method", 'm', SLM_OPT_STRING, &method, "M", "rom (sequential), svd-llm (whitening), svd (data-free)"},
         {"blocks", 0, SLM_OPT_STRING, &blocks, "last:N", "hand plan: compress the last N blocks (b from --budget unless --module-budget)"},
         {"module-budget", 0, SLM_OPT_FLOAT, &module_budget, "B", "hand plan: rank r = floor(B d1 d2 / (d1 + d2))"},
-        {"calib", 'c', SLM_OPT_STRING, &calib, "SRC", "mix | task:NAME | text:FILE (relative to --data-dir or cwd)"},
-        {"batch", 0, SLM_OPT_INT, &batch, "N", "calibration sequences"},
-        {"seqlen", 0, SLM_OPT_INT, &seqlen, "N", "tokens per calibration sequence"},
-        {"seed", 0, SLM_OPT_U64, &seed, "N", "seed for the calibration windows"},
-        {"data-dir", 'd', SLM_OPT_STRING, &data_dir, "DIR", "data directory (see its MANIFEST.md)"},
+        SLM_CLI_CALIB_OPTIONS(cc),
         {"output", 0, SLM_OPT_STRING, &json_path, "FILE", "also write the report as JSON"},
         {"no-loss", 0, SLM_OPT_FLAG, &no_loss, NULL, "skip the calibration loss before/after"},
         {"quiet", 'q', SLM_OPT_FLAG, &quiet, NULL, "no progress bars"},
@@ -142,8 +137,7 @@ int slm_cmd_rom(int argc, char **argv) {
     slm_calib cal = {0};
     bool need_cal = p.method != SLM_ROM_METHOD_SVD || !blocks;
     if (need_cal) {
-        st = slm_calib_load(slm_model_tokenizer(m), calib, data_dir, batch, seqlen, seed, &cal);
-        if (!st && !quiet) fprintf(stderr, "calibration: %d x %d tokens from %s\n", batch, seqlen, cal.source);
+        st = slm_cli_calib_load(m, &cc, quiet, &cal);
     }
     slm_rom_auto_report ar = {0};
     if (!st && blocks) {

@@ -4,36 +4,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "commands.h"
 #include "core/core.h"
-#include "formats/gguf.h"
 #include "options.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-static slm_status load_tokenizer(const char *path, slm_tokenizer **out) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return slm_tokenizer_load_hf(path, out);
-    size_t n = strlen(path);
-    if (n > 5 && strcmp(path + n - 5, ".json") == 0) { /* tokenizer.json itself: use its directory */
-        char *dir = strdup(path);
-        if (!dir) return slm_fail(SLM_ERR_NOMEM, "out of memory");
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else strcpy(dir, ".");
-        slm_status s = slm_tokenizer_load_hf(dir, out);
-        free(dir);
-        return s;
-    }
-    slm_gguf *g = NULL;
-    slm_status s = slm_gguf_open(path, &g);
-    if (s) return s;
-    s = slm_tokenizer_load_gguf(g, path, out);
-    slm_gguf_close(g);
-    return s;
-}
 
 /* A piece printed inside quotes: printable ASCII as is, the rest escaped. */
 static void print_piece(const char *p, int n) {
@@ -81,7 +57,7 @@ int slm_cmd_tokenize(int argc, char **argv) {
         len = strlen(prompt);
     }
     slm_tokenizer *t = NULL;
-    if ((st = load_tokenizer(model, &t))) {
+    if ((st = slm_tokenizer_load_path(model, &t))) {
         free(text);
         return slm_cli_report(st);
     }

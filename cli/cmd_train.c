@@ -117,13 +117,13 @@ static slm_status block_map(const slm_model *s, const slm_model *t, const train_
 static slm_status load_student(const train_args *a, slm_model **out) {
     slm_status st;
     slm_tokenizer *tok = NULL;
-    if (a->tokenizer && (st = slm_train_tokenizer_load(a->tokenizer, &tok))) return st;
+    if (a->tokenizer && (st = slm_tokenizer_load_path(a->tokenizer, &tok))) return st;
     if (strcmp(a->init, "random") == 0) {
         slm_config cfg;
         float std;
         const char *tp = a->tokenizer ? NULL : a->model;
         st = slm_train_config_load(a->config, &cfg, &std);
-        if (!st && tp) st = slm_train_tokenizer_load(tp, &tok);
+        if (!st && tp) st = slm_tokenizer_load_path(tp, &tok);
         if (!st) st = slm_train_model_init(&cfg, std, a->seed, out);
         if (!st) {
             (*out)->tok = tok;

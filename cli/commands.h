@@ -2,6 +2,7 @@
 #ifndef SLM_CLI_COMMANDS_H
 #define SLM_CLI_COMMANDS_H
 
+#include "compress/calib.h"
 #include "slimlm.h"
 #include <stdbool.h>
 
@@ -38,6 +39,23 @@ slm_status slm_cli_load_model_q(const char *path, bool tokenizer, int threads, b
 slm_save_format slm_cli_format_for(const char *path);
 /* Saves m (fp32) in the format of its path and prints "wrote PATH". */
 slm_status slm_cli_save_model(const slm_model *m, const char *path);
+
+/* Calibration windows chosen on the command line (rom, prune, quantize). */
+typedef struct slm_cli_calib {
+    const char *spec;     /* mix | task:NAME | text:FILE */
+    const char *data_dir; /* where task and text data are found */
+    int batch, seqlen;    /* sequences, tokens per sequence */
+    uint64_t seed;        /* window offsets */
+} slm_cli_calib;
+/* The option rows that fill c (inside a slm_option table; needs options.h). */
+#define SLM_CLI_CALIB_OPTIONS(c)                                                                          \
+    {"calib", 'c', SLM_OPT_STRING, &(c).spec, "SRC", "calibration data: mix | task:NAME | text:FILE"},   \
+    {"batch", 0, SLM_OPT_INT, &(c).batch, "N", "calibration sequences"},                                 \
+    {"seqlen", 0, SLM_OPT_INT, &(c).seqlen, "N", "tokens per calibration sequence"},                     \
+    {"seed", 0, SLM_OPT_U64, &(c).seed, "N", "seed for the calibration windows"},                        \
+    {"data-dir", 'd', SLM_OPT_STRING, &(c).data_dir, "DIR", "data directory (see its MANIFEST.md)"}
+/* Loads c's windows with m's tokenizer; says what was loaded unless quiet. */
+slm_status slm_cli_calib_load(const slm_model *m, const slm_cli_calib *c, bool quiet, slm_calib *out);
 
 /* Writes text to path atomically (for --output JSON); reports failures. */
 int slm_cli_write_text(const char *path, const char *text);

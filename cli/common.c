@@ -51,3 +51,9 @@ slm_status slm_cli_save_model(const slm_model *m, const char *path) {
     if (!st) printf("wrote %s\n", path);
     return st;
 }
+
+slm_status slm_cli_calib_load(const slm_model *m, const slm_cli_calib *c, bool quiet, slm_calib *out) {
+    slm_status st = slm_calib_load(slm_model_tokenizer(m), c->spec, c->data_dir, c->batch, c->seqlen, c->seed, out);
+    if (!st && !quiet) fprintf(stderr, "calibration: %d x %d tokens from %s\n", c->batch, c->seqlen, out->source);
+    return st;
+}

@@ -12,6 +12,9 @@ struct slm_gguf_writer;
 slm_status slm_tokenizer_load_gguf(const struct slm_gguf *g, const char *path, slm_tokenizer **out);
 /* From an HF directory: tokenizer.json (+ tokenizer_config.json when present). */
 slm_status slm_tokenizer_load_hf(const char *dir, slm_tokenizer **out);
+/* From a GGUF file (its metadata), an HF directory, or a tokenizer.json
+ * (its directory is read, for tokenizer_config.json). */
+slm_status slm_tokenizer_load_path(const char *path, slm_tokenizer **out);
 /* The same from memory: tokenizer.json text and optional tokenizer_config.json
  * text (NULL when absent); name is used in error messages. */
 slm_status slm_tokenizer_load_hf_json(const char *json, size_t len, const char *cfg_json, size_t cfg_len,

@@ -50,9 +50,6 @@ slm_status slm_train_data_window(slm_train_data *d, int64_t k, bool shuffled, in
 
 /* ---- models and tokenizers for training (init.c) ----------------------------------------------- */
 
-/* A tokenizer alone: the tokenizer.ggml.* metadata of a GGUF (a vocab-only
- * GGUF is enough), an HF directory with tokenizer.json, or a tokenizer.json. */
-slm_status slm_train_tokenizer_load(const char *path, slm_tokenizer **out);
 /* An HF config.json: the architecture (formats/hf_config.c) and its
  * initializer_range (0.02 when absent). */
 slm_status slm_train_config_load(const char *path, slm_config *cfg, float *init_std);

@@ -7,46 +7,13 @@
  * re-decode against one batched prefill) and the error paths. */
 #include "kernels/cpu/kernels.h"
 #include "model/forward.h"
+#include "ref_ops.h"
 #include "test_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* y[n_out] = W x for either linear kind (W = A B for low-rank). */
-static void ref_linear(const slm_linear *l, const double *x, double *y) {
-    for (int o = 0; o < l->n_out; o++) {
-        double s = 0;
-        if (l->kind == SLM_LINEAR_DENSE) {
-            for (int i = 0; i < l->n_in; i++) s += (double)l->w[(int64_t)o * l->ld_w + i] * x[i];
-        } else {
-            for (int r = 0; r < l->rank; r++) {
-                double br = 0;
-                for (int i = 0; i < l->n_in; i++) br += (double)l->b[(int64_t)r * l->ld_b + i] * x[i];
-                s += (double)l->a[(int64_t)o * l->rank + r] * br;
-            }
-        }
-        y[o] = s + (l->bias ? l->bias[o] : 0.0);
-    }
-}
-
-static void ref_rmsnorm(const double *x, const float *w, int n, float eps, double *y) {
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    double r = 1.0 / sqrt(ss / n + eps);
-    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
-}
-
-static void ref_rope(double *v, int n_heads, int Dh, const double *inv_freq, int pos, bool adjacent) {
-    for (int h = 0; h < n_heads; h++)
-        for (int i = 0; i < Dh / 2; i++) {
-            int a = adjacent ? 2 * i : i, b = adjacent ? 2 * i + 1 : i + Dh / 2;
-            double ang = pos * inv_freq[i], x0 = v[h * Dh + a], x1 = v[h * Dh + b];
-            v[h * Dh + a] = x0 * cos(ang) - x1 * sin(ang);
-            v[h * Dh + b] = x0 * sin(ang) + x1 * cos(ang);
-        }
-}
 
 /* logits [T][V] for tokens at positions 0..T-1. */
 static void ref_forward(const slm_model *m, const int32_t *tok, int T, float *logits) {
@@ -67,13 +34,13 @@ static void ref_forward(const slm_model *m, const int32_t *tok, int T, float *lo
         const slm_block *b = &m->blocks[l];
         if (!b->kept) continue;
         for (int t = 0; t < T; t++) {
-            ref_rmsnorm(x + (size_t)t * D, b->attn_norm, D, c->norm_eps, xn);
-            ref_linear(&b->lin[SLM_PROJ_Q], xn, q + (size_t)t * Q);
-            ref_linear(&b->lin[SLM_PROJ_K], xn, k + (size_t)t * KV);
-            ref_linear(&b->lin[SLM_PROJ_V], xn, v + (size_t)t * KV);
+            slm_ref_rmsnorm(x + (size_t)t * D, b->attn_norm, D, c->norm_eps, xn);
+            slm_ref_linear(&b->lin[SLM_PROJ_Q], xn, q + (size_t)t * Q);
+            slm_ref_linear(&b->lin[SLM_PROJ_K], xn, k + (size_t)t * KV);
+            slm_ref_linear(&b->lin[SLM_PROJ_V], xn, v + (size_t)t * KV);
             bool adj = c->rope_layout == SLM_ROPE_ADJACENT;
-            ref_rope(q + (size_t)t * Q, H, Dh, inv, t, adj);
-            ref_rope(k + (size_t)t * KV, Hkv, Dh, inv, t, adj);
+            slm_ref_rope(q + (size_t)t * Q, H, Dh, inv, t, adj);
+            slm_ref_rope(k + (size_t)t * KV, Hkv, Dh, inv, t, adj);
         }
         for (int t = 0; t < T; t++) {
             for (int h = 0; h < H; h++) {
@@ -92,19 +59,19 @@ static void ref_forward(const slm_model *m, const int32_t *tok, int T, float *lo
                     att[h * Dh + i] = o;
                 }
             }
-            ref_linear(&b->lin[SLM_PROJ_O], att, y);
+            slm_ref_linear(&b->lin[SLM_PROJ_O], att, y);
             double *xt = x + (size_t)t * D;
             for (int i = 0; i < D; i++) xt[i] += y[i];
-            ref_rmsnorm(xt, b->ffn_norm, D, c->norm_eps, xn);
-            ref_linear(&b->lin[SLM_PROJ_GATE], xn, g);
-            ref_linear(&b->lin[SLM_PROJ_UP], xn, u);
+            slm_ref_rmsnorm(xt, b->ffn_norm, D, c->norm_eps, xn);
+            slm_ref_linear(&b->lin[SLM_PROJ_GATE], xn, g);
+            slm_ref_linear(&b->lin[SLM_PROJ_UP], xn, u);
             for (int i = 0; i < b->d_ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-            ref_linear(&b->lin[SLM_PROJ_DOWN], g, y);
+            slm_ref_linear(&b->lin[SLM_PROJ_DOWN], g, y);
             for (int i = 0; i < D; i++) xt[i] += y[i];
         }
     }
     for (int t = 0; t < T; t++) {
-        ref_rmsnorm(x + (size_t)t * D, m->out_norm, D, c->norm_eps, xn);
+        slm_ref_rmsnorm(x + (size_t)t * D, m->out_norm, D, c->norm_eps, xn);
         for (int o = 0; o < V; o++) {
             double s = 0;
             for (int i = 0; i < D; i++) s += (double)m->lm_head[(size_t)o * D + i] * xn[i];

@@ -226,14 +226,14 @@ int main(void) {
     g_tmp = slm_test_env("SLM_TEST_TMP", "/tmp");
     slm_tokenizer *tok = NULL, *tok2 = NULL;
     const char *voc = slm_test_path(slm_test_env("SLM_DATA_DIR", "../shared/data"), "tokenizer-vectors/ggml-vocab-llama-spm.gguf");
-    if (!CHECK(slm_train_tokenizer_load(voc, &tok) == SLM_OK, "tokenizer %s: %s", voc, slm_last_error()))
+    if (!CHECK(slm_tokenizer_load_path(voc, &tok) == SLM_OK, "tokenizer %s: %s", voc, slm_last_error()))
         return slm_test_finish();
     CHECK(slm_tokenizer_adds_bos(tok) && slm_tokenizer_bos(tok) == 1 && slm_tokenizer_eos(tok) == 2, "llama spm BOS/EOS");
     const char *hf = slm_test_path(slm_test_env("SLM_GOLDEN_DIR", "tests/golden"), "tok_hf_bytelevel/tokenizer.json");
-    CHECK(slm_train_tokenizer_load(hf, &tok2) == SLM_OK && slm_tokenizer_n_vocab(tok2) > 0, "tokenizer.json: %s",
+    CHECK(slm_tokenizer_load_path(hf, &tok2) == SLM_OK && slm_tokenizer_n_vocab(tok2) > 0, "tokenizer.json: %s",
           slm_last_error());
     slm_tokenizer_free(tok2);
-    CHECK(slm_train_tokenizer_load("no/such.gguf", &tok2) == SLM_ERR_IO, "missing tokenizer");
+    CHECK(slm_tokenizer_load_path("no/such.gguf", &tok2) == SLM_ERR_IO, "missing tokenizer");
     packing(tok);
     shuffling(tok);
     refusals(tok);

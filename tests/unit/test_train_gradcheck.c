@@ -24,6 +24,7 @@
  * one-batch gradient, plan changes after the view and QBLOCK are refused. */
 #include "kernels/cpu/kernels.h"
 #include "train/train.h"
+#include "ref_ops.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -75,39 +76,6 @@ static double ref_rel_head(const double *xs, const double *ys, int64_t lds, cons
     return kl;
 }
 
-static void ref_linear(const slm_linear *l, const double *x, double *y) {
-    for (int o = 0; o < l->n_out; o++) {
-        double s = 0;
-        if (l->kind == SLM_LINEAR_DENSE) {
-            for (int i = 0; i < l->n_in; i++) s += (double)l->w[(int64_t)o * l->ld_w + i] * x[i];
-        } else {
-            for (int r = 0; r < l->rank; r++) {
-                double t = 0;
-                for (int i = 0; i < l->n_in; i++) t += (double)l->b[(int64_t)r * l->ld_b + i] * x[i];
-                s += (double)l->a[(int64_t)o * l->rank + r] * t;
-            }
-        }
-        y[o] = s + (l->bias ? l->bias[o] : 0.0);
-    }
-}
-
-static void ref_rms(const double *x, const float *w, int n, float eps, double *y) {
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    double r = 1.0 / sqrt(ss / n + eps);
-    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
-}
-
-static void ref_rope(double *v, int nh, int Dh, const double *inv, int pos, bool adj) {
-    for (int h = 0; h < nh; h++)
-        for (int i = 0; i < Dh / 2; i++) {
-            int a = adj ? 2 * i : i, b = adj ? 2 * i + 1 : i + Dh / 2;
-            double ang = pos * inv[i], x0 = v[h * Dh + a], x1 = v[h * Dh + b];
-            v[h * Dh + a] = x0 * cos(ang) - x1 * sin(ang);
-            v[h * Dh + b] = x0 * sin(ang) + x1 * cos(ang);
-        }
-}
-
 static double dotc(const float *c, const double *x, int n) {
     double s = 0;
     for (int i = 0; i < n; i++) s += (double)c[i] * x[i];
@@ -142,12 +110,12 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
             if (l > 0 && m->blocks[l - 1].kept) {
                 const slm_block *bl = &m->blocks[l - 1];
                 for (int t = 0; t < T; t++) {
-                    ref_rms(x[t], bl->attn_norm, D, c->norm_eps, xn);
-                    ref_linear(&bl->lin[SLM_PROJ_Q], xn, q[t]);
-                    ref_linear(&bl->lin[SLM_PROJ_K], xn, k[t]);
-                    ref_linear(&bl->lin[SLM_PROJ_V], xn, v[t]);
-                    ref_rope(q[t], H, Dh, inv, t, c->rope_layout == SLM_ROPE_ADJACENT);
-                    ref_rope(k[t], Hkv, Dh, inv, t, c->rope_layout == SLM_ROPE_ADJACENT);
+                    slm_ref_rmsnorm(x[t], bl->attn_norm, D, c->norm_eps, xn);
+                    slm_ref_linear(&bl->lin[SLM_PROJ_Q], xn, q[t]);
+                    slm_ref_linear(&bl->lin[SLM_PROJ_K], xn, k[t]);
+                    slm_ref_linear(&bl->lin[SLM_PROJ_V], xn, v[t]);
+                    slm_ref_rope(q[t], H, Dh, inv, t, c->rope_layout == SLM_ROPE_ADJACENT);
+                    slm_ref_rope(k[t], Hkv, Dh, inv, t, c->rope_layout == SLM_ROPE_ADJACENT);
                     if (l - 1 == last) {
                         memcpy(qa[b * T + t], q[t], sizeof(double) * Q);
                         memcpy(ka[b * T + t], k[t], sizeof(double) * KV);
@@ -174,17 +142,17 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
                             att[h * Dh + i] = o;
                         }
                     }
-                    ref_linear(&bl->lin[SLM_PROJ_O], att, y);
+                    slm_ref_linear(&bl->lin[SLM_PROJ_O], att, y);
                     for (int i = 0; i < D && rl->t_att[l - 1]; i++) {
                         double d = y[i] - rl->t_att[l - 1][(b * T + t) * D + i];
                         hid += d * d / (N * D);
                     }
                     for (int i = 0; i < D; i++) x[t][i] += y[i];
-                    ref_rms(x[t], bl->ffn_norm, D, c->norm_eps, xn);
-                    ref_linear(&bl->lin[SLM_PROJ_GATE], xn, g);
-                    ref_linear(&bl->lin[SLM_PROJ_UP], xn, u);
+                    slm_ref_rmsnorm(x[t], bl->ffn_norm, D, c->norm_eps, xn);
+                    slm_ref_linear(&bl->lin[SLM_PROJ_GATE], xn, g);
+                    slm_ref_linear(&bl->lin[SLM_PROJ_UP], xn, u);
                     for (int i = 0; i < bl->d_ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-                    ref_linear(&bl->lin[SLM_PROJ_DOWN], g, y);
+                    slm_ref_linear(&bl->lin[SLM_PROJ_DOWN], g, y);
                     for (int i = 0; i < D; i++) x[t][i] += y[i];
                 }
             }
@@ -201,7 +169,7 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
             int y_t = rl->tgt[b * T + t];
             if (y_t < 0) continue;
             n_pred++;
-            ref_rms(x[t], m->out_norm, D, c->norm_eps, xn);
+            slm_ref_rmsnorm(x[t], m->out_norm, D, c->norm_eps, xn);
             double mx = -INFINITY, s = 0;
             for (int o = 0; o < V; o++) {
                 lg[o] = 0;
