@@ -8,7 +8,8 @@
 #
 #   bench/run_rom_speed.sh [BUILD_DIR]     (default: build)
 #   env: MODEL (SmolLM2 Q4_1), BUDGET (0.5), BLOCKS (last:30), THREADS (2), REPS (5),
-#        CALIB_BATCH (32), WORK (/tmp/slimlm-rom-speed)
+#        CALIB_BATCH (32), WORK (/tmp/slimlm-rom-speed),
+#        COMPRESSED (time this already-compressed model instead of compressing)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
@@ -19,11 +20,11 @@ threads=${THREADS:-2}
 reps=${REPS:-5}
 work=${WORK:-/tmp/slimlm-rom-speed}
 mkdir -p "$work"
-out="$work/rom_${budget}_${blocks#last:}.gguf"
+out=${COMPRESSED:-$work/rom_${budget}_${blocks#last:}.gguf}
 if [ ! -s "$out" ]; then
   echo "compressing: rom --budget $budget --blocks $blocks ..." >&2
   "$build/slimlm" rom "$model" --budget "$budget" --blocks "$blocks" --batch "${CALIB_BATCH:-32}" \
-    --calib text:corpus/austen-emma.txt --no-loss -q -t "$threads" -o "$out" > "$work/rom.txt"
+    --calib text:corpus/gutenberg-nltk/austen-emma.txt --no-loss -q -t "$threads" -o "$out" > "$work/rom.txt"
 fi
 run() { OMP_NUM_THREADS=$threads "$build/bench/bench_forward" "$1" --threads "$threads" --reps "$reps" --json; }
 echo "timing the original and the compressed model ..." >&2
