@@ -10,7 +10,6 @@
  */
 #include "model/forward.h"
 
-#include <cblas.h>
 #include "bench_util.h"
 
 #include <stdio.h>
@@ -18,27 +17,6 @@
 #include <string.h>
 
 static double best_of(double a, double b) { return a < b ? a : b; }
-
-/* GFLOP/s of C[M][N] = A[M][K] B[N][K]^T, best of reps. */
-static double sgemm_gflops(int M, int N, int K, int reps) {
-    float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N * K);
-    float *c = malloc(sizeof(float) * (size_t)M * N);
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        return 0;
-    }
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < (size_t)N * K; i++) b[i] = (float)(i % 7) * 0.01f;
-    double best = 1e30;
-    for (int r = 0; r < reps + 1; r++) { /* one warm-up */
-        double t = slm_time_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-        t = slm_time_now() - t;
-        if (r > 0) best = best_of(best, t);
-    }
-    free(a), free(b), free(c);
-    return 2.0 * M * N * K / best / 1e9;
-}
 
 typedef struct result {
     double prefill_s, decode_s;
@@ -120,14 +98,14 @@ int main(int argc, char **argv) {
     const int count[5] = {1, 2, 1, 2, 1};
     double tot_flop = 0, tot_time = 0;
     for (int s = 0; s < 5; s++) {
-        double g = sgemm_gflops(shapes[s][0], shapes[s][1], shapes[s][2], reps);
+        double g = slm_bench_sgemm_gflops(false, true, shapes[s][0], shapes[s][1], shapes[s][2], reps, NULL);
         double f = 2.0 * shapes[s][0] * shapes[s][1] * shapes[s][2] * count[s];
         tot_flop += f;
         tot_time += f / (g * 1e9);
         if (g > r.sgemm_peak_gflops) r.sgemm_peak_gflops = g;
     }
     r.sgemm_shapes_gflops = tot_flop / tot_time / 1e9;
-    double sq = sgemm_gflops(1024, 1024, 1024, reps);
+    double sq = slm_bench_sgemm_gflops(false, true, 1024, 1024, 1024, reps, NULL);
     if (sq > r.sgemm_peak_gflops) r.sgemm_peak_gflops = sq;
 
     if (json) {

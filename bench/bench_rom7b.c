@@ -22,7 +22,6 @@
  *   bench_rom7b [--blocks N] [--seqs S] [--tokens T] [--threads N] [--budget b]
  *               [--dim D] [--ff F] [--heads H] [--engine cached|passes] [--seed N]
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "compress/rom/rom.h"
 
 #include <cblas.h>
@@ -32,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* The paper's figures (arXiv 2312.07046, LLaMA-7B at 80%). */
 #define PAPER_S_PER_LAYER 13.0
@@ -41,20 +39,6 @@
 #define PAPER_BLOCKS 12
 
 static const char *const k_names[SLM_PROJ_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
-
-static void load_avg(double la[3]) {
-    la[0] = la[1] = la[2] = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f) return;
-    if (fscanf(f, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = la[1] = la[2] = -1;
-    fclose(f);
-}
-
-static double cpu_now(void) { /* CPU seconds of the process, all threads */
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 char *openblas_get_config(void);
 
@@ -80,11 +64,11 @@ static double blas_gflops(int M, int N, int K, bool syrk, int reps, double *per_
     for (size_t i = 0; i < nb; i++) b[i] = rnd(&s);
     double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < reps + 1; r++) {
-        double t = slm_time_now(), tc = cpu_now();
+        double t = slm_time_now(), tc = slm_bench_cpu_now();
         if (syrk) cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, N, K, 1.0f, a, N, 0.0f, c, N);
         else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
         t = slm_time_now() - t;
-        tc = cpu_now() - tc;
+        tc = slm_bench_cpu_now() - tc;
         if (r > 0 && t < best) best = t;
         if (r > 0 && tc < best_cpu) best_cpu = tc;
     }
@@ -133,7 +117,7 @@ int main(int argc, char **argv) {
     }
     slm_set_threads(threads);
     double la0[3];
-    load_avg(la0);
+    slm_bench_load_avg(la0);
     slm_config cfg = {.arch = SLM_ARCH_LLAMA, .n_vocab = 8, .d_model = D, .n_layers = 1, .n_heads = H,
                       .n_kv_heads = H, .head_dim = D / H, .d_ff = F, .max_ctx = T, .norm_eps = 1e-5f,
                       .rope_theta = 10000.0f, .rope_layout = SLM_ROPE_HALVES, .tied_embeddings = true,
@@ -251,7 +235,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     double la1[3];
-    load_avg(la1);
+    slm_bench_load_avg(la1);
     double x12 = (double)PAPER_BLOCKS / blocks, t12 = tot * x12, c12 = tot_cpu * x12;
     double paper_core_min = PAPER_MINUTES * PAPER_CORES, flop = tot_pass_f + tot_fac_f;
     long hwm = slm_bench_vm_hwm_kib();

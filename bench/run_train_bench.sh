@@ -1,0 +1,38 @@
+#!/bin/sh
+# Training speed of issue #6: bench/bench_train (full AdamW steps of
+# SmolLM2-135M, every parameter trainable, 1 x 512 tokens, 2 threads) and its
+# model FLOP utilisation against the sgemm GFLOP/s measured in the same run
+# on the step's own GEMM shapes (goal >= 40%). Builds nothing.
+#
+#   bench/run_train_bench.sh [BUILD_DIR] [bench_train options]
+#     MODEL            default ~/.cache/slimlm/SmolLM2-135M-Instruct.Q4_1.gguf (dequantised to fp32)
+#     --batch B --ctx T --accum M --steps S --recompute    (defaults 1, 512, 1, 4, off)
+#
+# The machine may be shared: the bench prints CPU seconds and the load
+# average next to wall times, and an MFU per CPU-second, which holds up when
+# other jobs take part of the cores. OpenMP's spin-waiting stalls every
+# parallel region when other jobs hold the cores (docs/forward.md), so waiting
+# is passive unless OMP_WAIT_POLICY says otherwise; NICE (default 0) lowers
+# the priority.
+set -eu
+BUILD=build
+case "${1:-}" in
+  -*|"") ;;
+  *) BUILD=$1; shift ;;
+esac
+BIN=$BUILD/bench/bench_train
+if [ ! -x "$BIN" ]; then
+  echo "error: $BIN: not built (cmake --build $BUILD --target bench_train)" >&2
+  exit 1
+fi
+echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); $(free -g | awk '/Mem:/ {print $2}') GiB"
+echo "uptime:$(uptime)"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY OMP_NUM_THREADS=$OMP_NUM_THREADS nice -n ${NICE:-0} $BIN --threads $OMP_NUM_THREADS $*"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+nice -n "${NICE:-0}" "$BIN" --threads "$OMP_NUM_THREADS" "$@" | tee "$log"
+echo "uptime:$(uptime)"
+awk '/^MFU/ { v = $2 + 0; printf "\nMFU / sgemm peak = %.2f (best step, wall clock; goal >= 0.40): %s\n", v / 100,
+              (v >= 40 ? "met" : "not met") }' "$log"
