@@ -11,6 +11,11 @@
  * Clipping scales every gradient by min(1, clip / (norm + 1e-6)) with norm
  * the L2 norm over all trainable tensors (torch clip_grad_norm_). Moments
  * live in arrays parallel to the view's flat gradient array.
+ *
+ * The update loops are memory-bound once vectorised: `omp simd` and this
+ * file's -fno-math-errno (CMakeLists.txt; sqrtf otherwise keeps a scalar
+ * errno path) let the compiler use vector sqrt and division, which round
+ * exactly as the scalar ones, so the update is the same bit for bit.
  */
 #include "train/train.h"
 
@@ -74,10 +79,11 @@ float *slm_optim_moment(slm_optim *o, int which) { return which == 0 ? o->m : wh
 
 void slm_optim_set_steps(slm_optim *o, int64_t t) { o->t = t; }
 
-/* Sum of squares of one tensor's gradient, in double. */
+/* Sum of squares of one tensor's gradient, in double (simd: partial sums
+ * per vector lane, so the loop is not one chain of dependent adds). */
 static double sum_sq(const float *g, int64_t n) {
     double s = 0.0;
-#pragma omp parallel for reduction(+ : s) if (n > 65536) schedule(static)
+#pragma omp parallel for simd reduction(+ : s) if (n > 65536) schedule(static)
     for (int64_t i = 0; i < n; i++) s += (double)g[i] * g[i];
     return s;
 }
@@ -87,7 +93,7 @@ static void adamw_tensor(const slm_optim *o, float *w, const float *g, float *m,
     const float b1 = o->p.beta1, b2 = o->p.beta2, eps = o->p.eps;
     const float step = (float)(lr / (1.0 - pow(b1, (double)o->t)));
     const float inv_bc2 = (float)(1.0 / sqrt(1.0 - pow(b2, (double)o->t)));
-#pragma omp parallel for if (n > 65536) schedule(static)
+#pragma omp parallel for simd if (n > 65536) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gscale;
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
@@ -100,7 +106,7 @@ static void adamw_tensor(const slm_optim *o, float *w, const float *g, float *m,
 static void lion_tensor(const slm_optim *o, float *w, const float *g, float *m, int64_t n, float lr, float decay,
                         float gscale) {
     const float b1 = o->p.beta1, b2 = o->p.beta2;
-#pragma omp parallel for if (n > 65536) schedule(static)
+#pragma omp parallel for simd if (n > 65536) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gscale;
         float c = b1 * m[i] + (1.0f - b1) * gi;
