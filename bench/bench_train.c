@@ -9,8 +9,8 @@
  * lm head, whose GEMMs it then counts exactly); the non-embedding variant
  * leaves out the vocabulary matrices (embedding and lm head). Attention's
  * T x T products are not in 6 P tokens; the GEMM FLOPs the step actually
- * executes (full T x T per head, recompute's second forward) are printed
- * beside it.
+ * executes (attention by causal query blocks, recompute's second forward)
+ * are printed beside it.
  *
  * The peak is the time-weighted sgemm rate over every GEMM shape of the
  * linears and the lm head in a step, forward (X W^T), input gradient (dY W)
@@ -30,6 +30,7 @@
  *   bench_train [MODEL] [--threads N] [--batch B] [--ctx T] [--accum M] [--steps S]
  *               [--reps R] [--recompute] [--json]
  */
+#include "train/ops.h" /* SLM_ATTN_QBLOCK */
 #include "train/train.h"
 
 #include "bench_util.h"
@@ -199,9 +200,14 @@ int main(int argc, char **argv) {
     const int64_t tokens = N * M;
     const double flop_model = 6.0 * (double)P * tokens, flop_ne = 6.0 * (double)(P - P_vocab) * tokens;
     const int Dh = cfg->head_dim, H = cfg->n_heads;
-    /* executed: every matrix 2 fwd + 4 bwd, attention's full T x T products per head (2 fwd + 4 bwd GEMMs
-     * of 2 T^2 Dh each), recompute's second block forward */
-    double attn_fwd = 4.0 * T * T * Dh * H * B * L_kept * M;
+    /* executed: every matrix 2 fwd + 4 bwd; attention per head and query block [r0, r1) of
+     * SLM_ATTN_QBLOCK rows against keys 0 .. r1-1, 2 fwd + 4 bwd GEMMs of 2 (r1 - r0) r1 Dh each;
+     * recompute's second block forward */
+    double attn_fwd = 0;
+    for (int r0 = 0; r0 < T; r0 += SLM_ATTN_QBLOCK) {
+        int r1 = r0 + SLM_ATTN_QBLOCK < T ? r0 + SLM_ATTN_QBLOCK : T;
+        attn_fwd += 4.0 * (r1 - r0) * r1 * Dh * H * B * L_kept * M;
+    }
     double flop_exec = 6.0 * (double)P_gemm * tokens + 3.0 * attn_fwd;
     if (recompute) flop_exec += 2.0 * (double)(P_gemm - (tied ? P_vocab : tv->t[tv->lm_head].n)) * tokens + attn_fwd;
 

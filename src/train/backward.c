@@ -77,7 +77,7 @@ static void block_backward(slm_train_ctx *tc, int l, const float *x_in, const sl
     }
     g = linear_grads(tv, &bx->lin[SLM_PROJ_O]);
     slm_linear_backward(&b->lin[SLM_PROJ_O], &g, N, a->att, Q, dy_o, D, tc->datt, Q, 0.0f, tc->lin_tmp, tc->lin_dtmp);
-    slm_attn_shape sh = {tc->B, tc->T, c->n_heads, c->n_kv_heads, c->head_dim};
+    slm_attn_shape sh = {tc->B, tc->T, c->n_heads, c->n_kv_heads, c->head_dim, 0};
     slm_attn_bwd(&sh, a->q, a->k, a->v, a->p, tc->datt, tc->dq, tc->dk, tc->dv, tc->attn_scratch, tc->n_threads);
     if (l == tc->last_kept) {
         if (tc->d_qkv[0]) add_rows(tc->dq, tc->d_qkv[0], (int64_t)N * Q);

@@ -112,7 +112,8 @@ static void carve_all(carver *cv, slm_train_ctx *tc) {
     tc->dg = carve(cv, N * Fmax);
     tc->du = carve(cv, N * Fmax);
     tc->dh = carve(cv, N * Fmax);
-    tc->attn_scratch = carve(cv, (int64_t)tc->n_threads * T * T);
+    slm_attn_shape sh = {tc->B, tc->T, c->n_heads, c->n_kv_heads, c->head_dim, 0};
+    tc->attn_scratch = carve(cv, slm_attn_bwd_scratch_floats(&sh, tc->n_threads));
     tc->lin_dtmp = carve(cv, N * rk);
 }
 
@@ -231,7 +232,7 @@ void slm_train_block_forward(slm_train_ctx *tc, int l, const float *x_in, float 
     slm_linear_forward(&b->lin[SLM_PROJ_V], N, a->xn1, D, a->v, KV, 0.0f, tc->lin_tmp);
     slm_rope_rows(a->q, N, tc->T, c->n_heads, c->head_dim, Q, tc->rope_fwd, mode);
     slm_rope_rows(a->k, N, tc->T, c->n_kv_heads, c->head_dim, KV, tc->rope_fwd, mode);
-    slm_attn_shape sh = {tc->B, tc->T, c->n_heads, c->n_kv_heads, c->head_dim};
+    slm_attn_shape sh = {tc->B, tc->T, c->n_heads, c->n_kv_heads, c->head_dim, 0};
     slm_attn_fwd(&sh, a->q, a->k, a->v, a->p, a->att);
     float *ao = tc->attn_out[l];
     if (ao) { /* the attention output kept for a loss on it: xmid = x + ao */

@@ -111,11 +111,18 @@ int slm_attn_threads(void) {
     return n > slm_get_threads() ? n : slm_get_threads();
 }
 
-/* Full T x T GEMMs per head (the masked half is computed and zeroed): the
- * training shapes are short (T <= a few hundred) and the simplicity keeps
- * the backward one GEMM per product. */
+/* Causal attention by blocks of query rows: block [r0, r1) sees keys 0 ..
+ * r1-1 only, so each product covers the blocks on and below the diagonal
+ * (at T = 512 and blocks of 128, 10 of 16) and the masked part inside the
+ * diagonal block is computed and zeroed. One task per (sequence, query
+ * head). */
+static int attn_block(const slm_attn_shape *s) {
+    int blk = s->q_block > 0 ? s->q_block : SLM_ATTN_QBLOCK;
+    return blk < s->T ? blk : s->T;
+}
+
 void slm_attn_fwd(const slm_attn_shape *s, const float *q, const float *k, const float *v, float *p, float *out) {
-    const int B = s->B, T = s->T, H = s->H, Dh = s->Dh, rep = s->H / s->Hkv;
+    const int B = s->B, T = s->T, H = s->H, Dh = s->Dh, rep = s->H / s->Hkv, blk = attn_block(s);
     const int64_t Q = (int64_t)H * Dh, KV = (int64_t)s->Hkv * Dh;
     const float scale = 1.0f / sqrtf((float)Dh);
 #pragma omp parallel for schedule(dynamic, 1) if (B * H > 1 && (int64_t)B * H * T * T * Dh >= SLM_TRAIN_PAR_MIN)
@@ -124,70 +131,102 @@ void slm_attn_fwd(const slm_attn_shape *s, const float *q, const float *k, const
         const float *qh = q + (int64_t)b * T * Q + (int64_t)h * Dh;
         const float *kg = k + (int64_t)b * T * KV + (int64_t)g * Dh;
         const float *vg = v + (int64_t)b * T * KV + (int64_t)g * Dh;
-        float *P = p + ((int64_t)b * H + h) * T * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, Dh, scale, qh, (int)Q, kg, (int)KV, 0.0f, P, T);
-        for (int i = 0; i < T; i++) {
-            float *row = P + (int64_t)i * T;
-            slm_softmax(row, i + 1);
-            if (i + 1 < T) memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
+        float *P = p + ((int64_t)b * H + h) * T * T, *oh = out + (int64_t)b * T * Q + (int64_t)h * Dh;
+        for (int r0 = 0; r0 < T; r0 += blk) {
+            int r1 = r0 + blk < T ? r0 + blk : T, nr = r1 - r0;
+            float *Pb = P + (int64_t)r0 * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, Dh, scale, qh + r0 * Q, (int)Q, kg, (int)KV,
+                        0.0f, Pb, T);
+            for (int i = r0; i < r1; i++) {
+                float *row = P + (int64_t)i * T;
+                slm_softmax(row, i + 1);
+                if (i + 1 < T) memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, Dh, r1, 1.0f, Pb, T, vg, (int)KV, 0.0f,
+                        oh + r0 * Q, (int)Q);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, Dh, T, 1.0f, P, T, vg, (int)KV, 0.0f,
-                    out + (int64_t)b * T * Q + (int64_t)h * Dh, (int)Q);
     }
 }
 
-/* One task per (sequence, kv head): the heads sharing a kv head add into
- * its dk/dv one after another, so tasks never write the same rows. */
+int64_t slm_attn_bwd_scratch_floats(const slm_attn_shape *s, int n_threads) {
+    int64_t per_head = s->H > s->Hkv ? 2 * (int64_t)s->B * s->H * s->T * s->Dh : 0;
+    return (int64_t)n_threads * attn_block(s) * s->T + per_head;
+}
+
+/* Per (sequence, query head) task, query block by block (keys 0 .. r1-1):
+ *   dP = dO V^T;  dV += P^T dO;  dS = softmax'(dP) * scale;  dQ = dS K;  dK += dS^T Q
+ * With grouped heads (H > Hkv) each head's dK, dV go to its own slice of
+ * the scratch and are summed over the group afterwards, in head order, so
+ * the result does not depend on the threads. */
 void slm_attn_bwd(const slm_attn_shape *s, const float *q, const float *k, const float *v, const float *p,
                   const float *dout, float *dq, float *dk, float *dv, float *scratch, int n_threads) {
-    const int B = s->B, T = s->T, H = s->H, Hkv = s->Hkv, Dh = s->Dh, rep = s->H / s->Hkv;
+    const int B = s->B, T = s->T, H = s->H, Hkv = s->Hkv, Dh = s->Dh, rep = s->H / s->Hkv, blk = attn_block(s);
     const int64_t Q = (int64_t)H * Dh, KV = (int64_t)Hkv * Dh;
     const float scale = 1.0f / sqrtf((float)Dh);
-    int nt = n_threads < B * Hkv ? n_threads : B * Hkv;
+    float *part_k = rep > 1 ? scratch + (int64_t)n_threads * blk * T : NULL;
+    float *part_v = rep > 1 ? part_k + (int64_t)B * H * T * Dh : NULL;
+    int nt = n_threads < B * H ? n_threads : B * H;
     if (nt < 1 || (int64_t)B * H * T * T * Dh < SLM_TRAIN_PAR_MIN) nt = 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int task = 0; task < B * Hkv; task++) {
-        int b = task / Hkv, g = task % Hkv;
+    for (int task = 0; task < B * H; task++) {
+        int b = task / H, h = task % H, g = h / rep;
 #ifdef SLM_OPENMP
         int tid = omp_get_thread_num();
 #else
         int tid = 0;
 #endif
-        float *dS = scratch + (int64_t)tid * T * T;
+        float *dS = scratch + (int64_t)tid * blk * T;
+        const float *qh = q + (int64_t)b * T * Q + (int64_t)h * Dh;
         const float *kg = k + (int64_t)b * T * KV + (int64_t)g * Dh;
         const float *vg = v + (int64_t)b * T * KV + (int64_t)g * Dh;
-        float *dkg = dk + (int64_t)b * T * KV + (int64_t)g * Dh;
-        float *dvg = dv + (int64_t)b * T * KV + (int64_t)g * Dh;
+        const float *doh = dout + (int64_t)b * T * Q + (int64_t)h * Dh;
+        const float *P = p + ((int64_t)b * H + h) * T * T;
+        float *dqh = dq + (int64_t)b * T * Q + (int64_t)h * Dh;
+        int64_t ld = rep > 1 ? Dh : KV; /* dK, dV rows: the head's slice, or dk/dv themselves */
+        float *dkh = rep > 1 ? part_k + ((int64_t)b * H + h) * T * Dh : dk + (int64_t)b * T * KV + (int64_t)g * Dh;
+        float *dvh = rep > 1 ? part_v + ((int64_t)b * H + h) * T * Dh : dv + (int64_t)b * T * KV + (int64_t)g * Dh;
         for (int t = 0; t < T; t++) {
-            memset(dkg + (int64_t)t * KV, 0, (size_t)Dh * sizeof(float));
-            memset(dvg + (int64_t)t * KV, 0, (size_t)Dh * sizeof(float));
+            memset(dkh + t * ld, 0, (size_t)Dh * sizeof(float));
+            memset(dvh + t * ld, 0, (size_t)Dh * sizeof(float));
         }
-        for (int j = 0; j < rep; j++) {
-            int h = g * rep + j;
-            const float *qh = q + (int64_t)b * T * Q + (int64_t)h * Dh;
-            const float *doh = dout + (int64_t)b * T * Q + (int64_t)h * Dh;
-            const float *P = p + ((int64_t)b * H + h) * T * T;
-            float *dqh = dq + (int64_t)b * T * Q + (int64_t)h * Dh;
-            /* dP = dO V^T, dV += P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, Dh, 1.0f, doh, (int)Q, vg, (int)KV, 0.0f, dS,
-                        T);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, Dh, T, 1.0f, P, T, doh, (int)Q, 1.0f, dvg,
-                        (int)KV);
+        for (int r0 = 0; r0 < T; r0 += blk) {
+            int r1 = r0 + blk < T ? r0 + blk : T, nr = r1 - r0;
+            const float *Pb = P + (int64_t)r0 * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, Dh, 1.0f, doh + r0 * Q, (int)Q, vg, (int)KV,
+                        0.0f, dS, r1);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, Dh, nr, 1.0f, Pb, T, doh + r0 * Q, (int)Q, 1.0f,
+                        dvh, (int)ld);
             /* softmax backward over the visible keys, times the score scale */
-            for (int i = 0; i < T; i++) {
+            for (int i = r0; i < r1; i++) {
                 const float *pr = P + (int64_t)i * T;
-                float *dr = dS + (int64_t)i * T;
+                float *dr = dS + (int64_t)(i - r0) * r1;
                 double dot = 0.0;
-                for (int jj = 0; jj <= i; jj++) dot += (double)pr[jj] * dr[jj];
+                for (int j = 0; j <= i; j++) dot += (double)pr[j] * dr[j];
                 float fd = (float)dot;
-                for (int jj = 0; jj <= i; jj++) dr[jj] = pr[jj] * (dr[jj] - fd) * scale;
-                for (int jj = i + 1; jj < T; jj++) dr[jj] = 0.0f;
+                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - fd) * scale;
+                for (int j = i + 1; j < r1; j++) dr[j] = 0.0f;
             }
-            /* dQ = dS K, dK += dS^T Q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, Dh, T, 1.0f, dS, T, kg, (int)KV, 0.0f, dqh,
-                        (int)Q);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, Dh, T, 1.0f, dS, T, qh, (int)Q, 1.0f, dkg,
-                        (int)KV);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, Dh, r1, 1.0f, dS, r1, kg, (int)KV, 0.0f,
+                        dqh + r0 * Q, (int)Q);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, Dh, nr, 1.0f, dS, r1, qh + r0 * Q, (int)Q, 1.0f,
+                        dkh, (int)ld);
+        }
+    }
+    if (rep == 1) return;
+    /* dk, dv rows = the sum of their group's head slices */
+#pragma omp parallel for schedule(static) if ((int64_t)B * T * H * Dh >= SLM_TRAIN_PAR_MIN)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        for (int g = 0; g < Hkv; g++) {
+            float *dkr = dk + (int64_t)bt * KV + (int64_t)g * Dh, *dvr = dv + (int64_t)bt * KV + (int64_t)g * Dh;
+            for (int i = 0; i < Dh; i++) dkr[i] = dvr[i] = 0.0f;
+            for (int j = 0; j < rep; j++) {
+                int64_t off = (((int64_t)b * H + g * rep + j) * T + t) * Dh;
+                for (int i = 0; i < Dh; i++) {
+                    dkr[i] += part_k[off + i];
+                    dvr[i] += part_v[off + i];
+                }
+            }
         }
     }
 }

@@ -35,18 +35,26 @@ void slm_swiglu_bwd_rows(float *dg, float *du, const float *dh, const float *g, 
 void slm_rope_rows(float *x, int N, int T, int n_heads, int Dh, int64_t ld, const float *cs, slm_rope_mode mode);
 
 /* ---- causal attention with grouped KV heads, per sequence ---- */
+/* Query rows per block (q_block 0): block [r0, r1) multiplies with keys
+ * 0 .. r1-1 only, skipping the masked blocks above the diagonal; 128 rows
+ * keep every GEMM large enough for OpenBLAS to run near its peak. */
+enum { SLM_ATTN_QBLOCK = 128 };
 typedef struct slm_attn_shape {
     int B, T, H, Hkv, Dh;
+    int q_block; /* query rows per block, 0: SLM_ATTN_QBLOCK (T or more: one block) */
 } slm_attn_shape;
 /* q [N][H*Dh], k, v [N][Hkv*Dh] -> p [B][H][T][T] (probabilities, zero above
  * the diagonal), out [N][H*Dh]. */
 void slm_attn_fwd(const slm_attn_shape *s, const float *q, const float *k, const float *v, float *p, float *out);
 /* dq [N][H*Dh], dk, dv [N][Hkv*Dh] (overwritten) from dout; scratch holds
- * n_threads * T * T floats. */
+ * slm_attn_bwd_scratch_floats(s, n_threads) floats. */
 void slm_attn_bwd(const slm_attn_shape *s, const float *q, const float *k, const float *v, const float *p,
                   const float *dout, float *dq, float *dk, float *dv, float *scratch, int n_threads);
 /* Threads slm_attn_bwd may use (size its scratch with this). */
 int slm_attn_threads(void);
+/* Floats of slm_attn_bwd's scratch for n_threads: a block of scores per
+ * thread, and with grouped heads (H > Hkv) each head's dK and dV. */
+int64_t slm_attn_bwd_scratch_floats(const slm_attn_shape *s, int n_threads);
 
 /* ---- linear backward (dense W or low-rank A.B, optional bias) ---- */
 typedef struct slm_linear_grads {

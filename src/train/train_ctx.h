@@ -26,7 +26,7 @@ struct slm_train_ctx {
     float *dq, *datt;        /* [N][Q] */
     float *dk, *dv;          /* [N][KV] */
     float *dg, *du, *dh;     /* [N][F] */
-    float *attn_scratch;     /* [n_threads][T][T] */
+    float *attn_scratch;     /* slm_attn_bwd_scratch_floats */
     float *lin_tmp, *lin_dtmp; /* [N][max rank] (forward uses lin_tmp for the plan's scratch) */
     float *logits;           /* [T][V] one sequence's logits, then their gradient */
     float *loss_scratch;     /* [n_threads][3V] */

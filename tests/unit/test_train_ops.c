@@ -6,8 +6,9 @@
  *   err = max |analytic - fd| / (|fd| + 1e-3 * max|fd|)
  * is printed and checked against 1e-4 (fp32 kernels measure ~1e-6).
  * Ops: RMSNorm (x, w), SwiGLU (g, u), RoPE (both pair layouts), causal GQA
- * attention (q, k, v), dense and low-rank linears with bias (x, W, A, B, b),
- * and the CE / KD loss row (logits), including logits of size 1e4. */
+ * attention (q, k, v; by query blocks, also checked against one block),
+ * dense and low-rank linears with bias (x, W, A, B, b), and the CE / KD loss
+ * row (logits), including logits of size 1e4. */
 #include "kernels/cpu/kernels.h"
 #include "train/ops.h"
 #include "train/train.h"
@@ -194,15 +195,16 @@ static double attn_fwd(void *p) {
     return tot;
 }
 
-static void test_attention(void) {
-    printf("attention (B 2, T 5, H 4, Hkv 2, Dh 8)\n");
-    attn_ctx a = {.s = {2, 5, 4, 2, 8}};
-    int N = 10, Q = 32, KV = 16;
+static void test_attention(slm_attn_shape sh) {
+    printf("attention (B %d, T %d, H %d, Hkv %d, Dh %d, query blocks of %d)\n", sh.B, sh.T, sh.H, sh.Hkv, sh.Dh,
+           sh.q_block ? sh.q_block : SLM_ATTN_QBLOCK);
+    attn_ctx a = {.s = sh};
+    int N = sh.B * sh.T, Q = sh.H * sh.Dh, KV = sh.Hkv * sh.Dh;
     a.q = rnd(N * Q, 1.5, 0), a.k = rnd(N * KV, 1.5, 0), a.v = rnd(N * KV, 1, 0), a.c = rnd(N * Q, 1, 0);
-    float *p = malloc(sizeof(float) * 2 * 4 * 25), *out = malloc(sizeof(float) * N * Q);
+    float *p = malloc(sizeof(float) * sh.B * sh.H * sh.T * sh.T), *out = malloc(sizeof(float) * N * Q);
     float *dq = malloc(sizeof(float) * N * Q), *dk = malloc(sizeof(float) * N * KV), *dv = malloc(sizeof(float) * N * KV);
     int nt = slm_attn_threads();
-    float *scr = malloc(sizeof(float) * nt * 25);
+    float *scr = malloc(sizeof(float) * (size_t)slm_attn_bwd_scratch_floats(&sh, nt));
     slm_attn_fwd(&a.s, a.q, a.k, a.v, p, out);
     /* the forward itself against the double reference: sum(c * out) */
     double ref = attn_fwd(&a), got = 0;
@@ -214,6 +216,45 @@ static void test_attention(void) {
     fd_check("attention dk", attn_fwd, &a, a.k, N * KV, dk);
     fd_check("attention dv", attn_fwd, &a, a.v, N * KV, dv);
     free(p), free(out), free(dq), free(dk), free(dv), free(scr), free(a.q), free(a.k), free(a.v), free(a.c);
+}
+
+/* max |x - y| / max |y| */
+static double rel_diff(const float *x, const float *y, int64_t n) {
+    double d = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)x[i] - y[i])), m = fmax(m, fabs((double)y[i]));
+    return d / (m + 1e-30);
+}
+
+/* At a length where the default blocks split the products (T 300: blocks of
+ * 128, 128, 44): the same results as one block of all T rows (the full
+ * T x T products with the masked half zeroed), on every thread count. */
+static void test_attention_blocks(void) {
+    slm_attn_shape sb = {2, 300, 4, 2, 16, 0}, s1 = sb;
+    s1.q_block = sb.T;
+    int N = sb.B * sb.T, Q = sb.H * sb.Dh, KV = sb.Hkv * sb.Dh, nt = slm_attn_threads();
+    printf("attention blocks (B %d, T %d, H %d, Hkv %d, Dh %d): blocks of %d vs one block, %d and 1 thread(s)\n",
+           sb.B, sb.T, sb.H, sb.Hkv, sb.Dh, SLM_ATTN_QBLOCK, nt);
+    float *q = rnd(N * Q, 1.5, 0), *k = rnd(N * KV, 1.5, 0), *v = rnd(N * KV, 1, 0), *c = rnd(N * Q, 1, 0);
+    float *o[3], *dq[3], *dk[3], *dv[3], *p = malloc(sizeof(float) * sb.B * sb.H * sb.T * sb.T);
+    int64_t ns = slm_attn_bwd_scratch_floats(&s1, nt); /* the larger of the two */
+    float *scr = malloc(sizeof(float) * (size_t)ns);
+    for (int r = 0; r < 3; r++) { /* 0: blocks, 1: one block, 2: blocks on one thread */
+        const slm_attn_shape *s = r == 1 ? &s1 : &sb;
+        o[r] = malloc(sizeof(float) * N * Q), dq[r] = malloc(sizeof(float) * N * Q);
+        dk[r] = malloc(sizeof(float) * N * KV), dv[r] = malloc(sizeof(float) * N * KV);
+        slm_attn_fwd(s, q, k, v, p, o[r]);
+        slm_attn_bwd(s, q, k, v, p, c, dq[r], dk[r], dv[r], scr, r == 2 ? 1 : nt);
+    }
+    double e[4] = {rel_diff(o[0], o[1], N * Q), rel_diff(dq[0], dq[1], N * Q), rel_diff(dk[0], dk[1], N * KV),
+                   rel_diff(dv[0], dv[1], N * KV)};
+    double e1 = fmax(fmax(rel_diff(o[0], o[2], N * Q), rel_diff(dq[0], dq[2], N * Q)),
+                     fmax(rel_diff(dk[0], dk[2], N * KV), rel_diff(dv[0], dv[2], N * KV)));
+    printf("  blocks vs one block: out %.1e, dq %.1e, dk %.1e, dv %.1e (tol 1e-6); 1 thread vs %d: %.1e (tol 1e-6)\n",
+           e[0], e[1], e[2], e[3], nt, e1);
+    for (int i = 0; i < 4; i++) CHECK(e[i] <= 1e-6, "attention blocks vs one block: %g", e[i]);
+    CHECK(e1 <= 1e-6, "attention on 1 thread vs %d: %g", nt, e1);
+    for (int r = 0; r < 3; r++) free(o[r]), free(dq[r]), free(dk[r]), free(dv[r]);
+    free(q), free(k), free(v), free(c), free(p), free(scr);
 }
 
 /* ---- linears ----------------------------------------------------------------------------- */
@@ -325,7 +366,10 @@ int main(void) {
     test_swiglu();
     test_rope(false);
     test_rope(true);
-    test_attention();
+    test_attention((slm_attn_shape){2, 5, 4, 2, 8, 0});
+    test_attention((slm_attn_shape){2, 5, 4, 2, 8, 2}); /* blocks of 2, 2, 1 query rows */
+    test_attention((slm_attn_shape){1, 7, 3, 3, 8, 3}); /* no grouping: dk, dv written directly */
+    test_attention_blocks();
     test_linear(false);
     test_linear(true);
     test_loss_row("CE dz", 3.0f, false);
