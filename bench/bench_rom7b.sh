@@ -10,23 +10,15 @@
 #     --dim 512 --ff 1376 --heads 4   a small stand-in for development
 #
 # The machine may be shared: the bench prints the load average and CPU time
-# next to wall time. OpenMP's spin-waiting stalls every parallel region when
-# other jobs hold the cores (docs/forward.md: 7x slower here at load 8), so
-# waiting is passive unless OMP_WAIT_POLICY says otherwise.
+# next to wall time; OpenMP waits passively (bench_env.sh) unless
+# OMP_WAIT_POLICY says otherwise.
 set -eu
 BUILD=build
 case "${1:-}" in
   -*|"") ;;
   *) BUILD=$1; shift ;;
 esac
-BIN=$BUILD/bench/bench_rom7b
-if [ ! -x "$BIN" ]; then
-  echo "error: $BIN: not built (cmake --build $BUILD --target bench_rom7b)" >&2
-  exit 1
-fi
-echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); $(free -g | awk '/Mem:/ {print $2}') GiB"
-echo "uptime:$(uptime)"
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+. "$(dirname "$0")/bench_env.sh"
+slm_bench_setup "$BUILD" bench_rom7b
 echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY OMP_NUM_THREADS=$OMP_NUM_THREADS nice -n ${NICE:-10} $BIN $*"
 exec nice -n "${NICE:-10}" "$BIN" "$@"

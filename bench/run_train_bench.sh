@@ -10,25 +10,17 @@
 #
 # The machine may be shared: the bench prints CPU seconds and the load
 # average next to wall times, and an MFU per CPU-second, which holds up when
-# other jobs take part of the cores. OpenMP's spin-waiting stalls every
-# parallel region when other jobs hold the cores (docs/forward.md), so waiting
-# is passive unless OMP_WAIT_POLICY says otherwise; NICE (default 0) lowers
-# the priority.
+# other jobs take part of the cores. OpenMP waits passively (bench_env.sh)
+# unless OMP_WAIT_POLICY says otherwise (active is faster on an idle
+# machine, docs/train.md); NICE (default 0) lowers the priority.
 set -eu
 BUILD=build
 case "${1:-}" in
   -*|"") ;;
   *) BUILD=$1; shift ;;
 esac
-BIN=$BUILD/bench/bench_train
-if [ ! -x "$BIN" ]; then
-  echo "error: $BIN: not built (cmake --build $BUILD --target bench_train)" >&2
-  exit 1
-fi
-echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); $(free -g | awk '/Mem:/ {print $2}') GiB"
-echo "uptime:$(uptime)"
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+. "$(dirname "$0")/bench_env.sh"
+slm_bench_setup "$BUILD" bench_train
 echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY OMP_NUM_THREADS=$OMP_NUM_THREADS nice -n ${NICE:-0} $BIN --threads $OMP_NUM_THREADS $*"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
