@@ -13,12 +13,7 @@
 # next to wall time; OpenMP waits passively (bench_env.sh) unless
 # OMP_WAIT_POLICY says otherwise.
 set -eu
-BUILD=build
-case "${1:-}" in
-  -*|"") ;;
-  *) BUILD=$1; shift ;;
-esac
-. "$(dirname "$0")/bench_env.sh"
+. "$(dirname "$0")/bench_env.sh" # BUILD from the first argument
 slm_bench_setup "$BUILD" bench_rom7b
 echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY OMP_NUM_THREADS=$OMP_NUM_THREADS nice -n ${NICE:-10} $BIN $*"
 exec nice -n "${NICE:-10}" "$BIN" "$@"

@@ -14,12 +14,7 @@
 # unless OMP_WAIT_POLICY says otherwise (active is faster on an idle
 # machine, docs/train.md); NICE (default 0) lowers the priority.
 set -eu
-BUILD=build
-case "${1:-}" in
-  -*|"") ;;
-  *) BUILD=$1; shift ;;
-esac
-. "$(dirname "$0")/bench_env.sh"
+. "$(dirname "$0")/bench_env.sh" # BUILD from the first argument
 slm_bench_setup "$BUILD" bench_train
 echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY OMP_NUM_THREADS=$OMP_NUM_THREADS nice -n ${NICE:-0} $BIN --threads $OMP_NUM_THREADS $*"
 log=$(mktemp)
