@@ -3,6 +3,9 @@
 # on the same GGUF, the same first N tasks and the same thread count, in one
 # command. Prints each side's time per task and the ratio.
 #   bench/bench_eval.sh [MODEL] [N=1000] [THREADS=2]
+# env: SLM_EVAL_FLAGS (default --dequantize: slimlm computes in fp32 from the
+# file's weights, as its baselines are measured; empty keeps the quantised
+# weights as llama.cpp does), LLAMA_MODE (full | shared).
 # Needs build-eval/slimlm (or SLM_BIN) and the Python package llama-cpp-python.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +20,10 @@ trap 'rm -rf "$out"' EXIT
 
 echo "HellaSwag, first $n tasks, $threads threads, $(basename "$model")"
 t0=$(date +%s.%N)
-"$bin" eval "$model" --tasks hellaswag --limit "$n" -t "$threads" -q -d "$data" -o "$out/r.json" > "$out/table.txt"
+flags=${SLM_EVAL_FLAGS---dequantize}
+echo "slimlm eval flags: ${flags:-(none: quantised weights)}"
+# shellcheck disable=SC2086
+"$bin" eval "$model" $flags --tasks hellaswag --limit "$n" -t "$threads" -q -d "$data" -o "$out/r.json" > "$out/table.txt"
 t1=$(date +%s.%N)
 slm=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 grep -E '^\|(hellaswag| )' "$out/table.txt" | sed 's/^/  /'

@@ -141,6 +141,31 @@ void slm_context_truncate(slm_context *c, int n);
  * logits: NULL, or [n][V] when all_logits, or [V] for the last token. */
 slm_status slm_decode(slm_context *c, const int32_t *tokens, int n, bool all_logits, float *logits);
 
+/* Rows of a packed decode: several sequences that share prefixes (a token
+ * tree) run together. Row t is written to cache slot n_past + t, is rotated
+ * by RoPE as position pos[t] (a plain decode uses its slot), and attends to
+ * the cache slots of its spans: span[2s] <= slot < span[2s + 1] for s in
+ * [span_off[t], span_off[t + 1]), spans ascending and disjoint, none past
+ * the row's own slot (so a row sees only keys already written), at least
+ * one per row. A tree laid out depth first keeps each node's ancestors in a
+ * few runs of slots, so the lists are short. Logits are made only for rows
+ * out_rows[0..n_out) (ascending): the lm head is the largest matrix. */
+typedef struct slm_packed_rows {
+    int n;                   /* T rows */
+    const int32_t *tokens;   /* [T] */
+    const int32_t *pos;      /* [T] RoPE positions, < n_ctx */
+    const int32_t *span_off; /* [T + 1], span_off[0] = 0 */
+    const int32_t *span;     /* [span_off[T]][2] cache slot ranges [lo, hi) */
+    const int32_t *out_rows; /* [n_out] */
+    int n_out;
+} slm_packed_rows;
+
+/* Runs p's rows (in steps of n_batch) and appends them to the KV cache;
+ * logits: NULL or [n_out][V]. Slots hold whatever the rows put there, so
+ * truncate back before a plain decode relies on positions = slots again.
+ * A failed call leaves n_past where it was. */
+slm_status slm_decode_packed(slm_context *c, const slm_packed_rows *p, float *logits);
+
 /* ---- sampling / generation -------------------------------------------- */
 
 typedef struct slm_sampler_params {

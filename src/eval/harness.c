@@ -1,5 +1,6 @@
-/* Scoring engine: request encoding, prefix-sharing scoring over the KV
- * cache, and the per-task run loop (see harness.h for the contract). */
+/* Scoring engine: request encoding, prefix-sharing scoring of one group
+ * over the KV cache, and the per-task run loop that packs documents into
+ * forward steps (harness_pack.c; see harness.h for the contract). */
 #define _POSIX_C_SOURCE 200809L
 #include "eval/harness.h"
 #include "core/core.h"
@@ -119,13 +120,20 @@ int slm_eval_group_logits_rows(const slm_eval_seq *seqs, int n) {
     return rows;
 }
 
+void slm_eval_row_lse(const float *row, int V, double *mx, double *lse) {
+    float m = row[0];
+    for (int j = 1; j < V; j++) m = row[j] > m ? row[j] : m;
+    double s = 0.0;
+    for (int j = 0; j < V; j++) s += exp((double)row[j] - (double)m);
+    *mx = m;
+    *lse = log(s);
+}
+
 /* log-softmax of one row at token t, with a double sum over the vocabulary. */
 static double row_logprob(const float *row, int V, int32_t t) {
-    float mx = row[0];
-    for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-    double s = 0.0;
-    for (int j = 0; j < V; j++) s += exp((double)row[j] - (double)mx);
-    return (double)row[t] - (double)mx - log(s);
+    double mx, lse;
+    slm_eval_row_lse(row, V, &mx, &lse);
+    return (double)row[t] - mx - lse;
 }
 
 slm_status slm_eval_score_group(slm_context *ctx, int n_vocab, const slm_eval_seq *seqs, int n, int32_t *cache,
@@ -272,6 +280,50 @@ static int cmp_longest_first(const void *a, const void *b) {
 
 static void log_sample(FILE *f, const slm_eval_task *t, int d, const slm_eval_doc *doc, const slm_eval_scores *s);
 
+/* The request groups of document d, one per kind asked for; returns how many. */
+static int doc_groups(const task_requests *rq, const slm_eval_docs *docs, const slm_eval_scores *sc, int d,
+                      slm_eval_group *g) {
+    double *outs[KIND_COUNT] = {sc->ll, sc->unc, sc->dc};
+    int n = 0;
+    for (int k = 0; k < KIND_COUNT; k++) {
+        const slm_eval_seq *s = rq->seqs[d * KIND_COUNT + k];
+        if (s) g[n++] = (slm_eval_group){s, docs->v[d].n_choices, outs[k]};
+    }
+    return n;
+}
+
+slm_status slm_eval_score_docs(slm_context *ctx, slm_eval_packer *pk, int n_vocab, const slm_eval_group *g,
+                               const int *off, int n_docs, int32_t *cache, int *n_cache, float *logits,
+                               slm_progress *pr, int64_t *decoded) {
+    slm_status st = SLM_OK;
+    int n_done = 0;
+    for (int j = 0; j < n_docs && !st; j++) {
+        const slm_eval_group *gj = g + off[j];
+        int ng = off[j + 1] - off[j];
+        bool added;
+        st = slm_eval_packer_add(pk, gj, ng, &added);
+        if (!st && !added && slm_eval_packer_docs(pk) > 0) { /* the step is full: run it, start the next */
+            n_done += slm_eval_packer_docs(pk);
+            st = slm_eval_packer_run(pk, ctx, n_vocab, cache, n_cache, logits, decoded);
+            if (pr) slm_progress_update(pr, n_done);
+            if (!st) st = slm_eval_packer_add(pk, gj, ng, &added);
+        }
+        if (!st && !added) { /* larger than a step alone */
+            for (int k = 0; k < ng && !st; k++)
+                st = slm_eval_score_group(ctx, n_vocab, gj[k].seqs, gj[k].n, cache, n_cache, logits, gj[k].ll,
+                                          decoded);
+            n_done++;
+            if (pr) slm_progress_update(pr, n_done);
+        }
+    }
+    if (!st) {
+        n_done += slm_eval_packer_docs(pk);
+        st = slm_eval_packer_run(pk, ctx, n_vocab, cache, n_cache, logits, decoded);
+        if (pr) slm_progress_update(pr, n_done);
+    }
+    return st;
+}
+
 static slm_status run_task(const slm_model *m, const slm_eval_task *t, const slm_eval_params *p,
                            slm_eval_task_result *res) {
     const slm_tokenizer *tok = slm_model_tokenizer(m);
@@ -287,26 +339,37 @@ static slm_status run_task(const slm_model *m, const slm_eval_task *t, const slm
     if (st) return st;
     task_requests rq;
     slm_context *ctx = NULL;
+    slm_eval_packer *packer = NULL;
     float *logits = NULL;
     int32_t *cache = NULL;
     double *lls = NULL;
     slm_eval_scores *scores = NULL;
     doc_order *order = NULL;
+    slm_eval_group *groups = NULL; /* of the documents in scoring order: doc j's are goff[j] .. goff[j+1]-1 */
+    int *goff = NULL;
     st = build_requests(tok, t, &docs, metrics, max_len, &rq);
     if (st) goto done;
 
+    /* A packed step's slots and the longest sequence both fit the cache. */
     slm_context_params cp = slm_context_default_params();
-    cp.n_ctx = rq.max_len;
-    cp.n_batch = rq.max_len;
+    cp.n_ctx = rq.max_len > SLM_EVAL_PACK_ROWS ? rq.max_len : SLM_EVAL_PACK_ROWS;
+    cp.n_batch = cp.n_ctx;
     if ((st = slm_context_new(m, &cp, &ctx))) goto done;
-    logits = slm_malloc((size_t)rq.max_rows * (size_t)n_vocab * sizeof *logits, "logits");
-    cache = slm_malloc((size_t)rq.max_len * sizeof *cache, "token cache");
+    size_t pack_out = SLM_EVAL_PACK_LOGITS_BYTES / ((size_t)n_vocab * sizeof *logits);
+    if (pack_out > SLM_EVAL_PACK_ROWS) pack_out = SLM_EVAL_PACK_ROWS;
+    if (pack_out < 1) pack_out = 1;
+    if ((st = slm_eval_packer_new(SLM_EVAL_PACK_ROWS, (int)pack_out, &packer))) goto done;
+    size_t logits_rows = (size_t)rq.max_rows > pack_out ? (size_t)rq.max_rows : pack_out;
+    logits = slm_malloc(logits_rows * (size_t)n_vocab * sizeof *logits, "logits");
+    cache = slm_malloc((size_t)cp.n_ctx * sizeof *cache, "token cache");
     int64_t n_ll = 0;
     for (int d = 0; d < docs.n; d++) n_ll += (int64_t)docs.v[d].n_choices * KIND_COUNT;
     lls = calloc((size_t)n_ll, sizeof *lls);
     scores = calloc((size_t)docs.n, sizeof *scores);
     order = slm_malloc((size_t)docs.n * sizeof *order, "document order");
-    if (!logits || !cache || !lls || !scores || !order) {
+    groups = slm_malloc((size_t)docs.n * KIND_COUNT * sizeof *groups, "request groups");
+    goff = slm_calloc((size_t)docs.n + 1, sizeof *goff, "request group offsets");
+    if (!logits || !cache || !lls || !scores || !order || !groups || !goff) {
         st = slm_fail(SLM_ERR_NOMEM, "%s: out of memory", t->name);
         goto done;
     }
@@ -324,18 +387,14 @@ static slm_status run_task(const slm_model *m, const slm_eval_task *t, const slm
     qsort(order, (size_t)docs.n, sizeof *order, cmp_longest_first);
 
     slm_progress pr = {.quiet = p->quiet}; /* begin keeps quiet from the caller */
+    for (int j = 0; j < docs.n; j++) {
+        int d = order[j].doc;
+        goff[j + 1] = goff[j] + doc_groups(&rq, &docs, &scores[d], d, groups + goff[j]);
+    }
     slm_progress_begin(&pr, t->name, "docs", docs.n);
     int n_cache = 0;
-    for (int j = 0; j < docs.n && !st; j++) {
-        int d = order[j].doc;
-        double *outs[KIND_COUNT] = {scores[d].ll, scores[d].unc, scores[d].dc};
-        for (int k = 0; k < KIND_COUNT && !st; k++) {
-            const slm_eval_seq *s = rq.seqs[d * KIND_COUNT + k];
-            if (s) st = slm_eval_score_group(ctx, n_vocab, s, docs.v[d].n_choices, cache, &n_cache, logits, outs[k],
-                                             &res->tokens_decoded);
-        }
-        slm_progress_update(&pr, j + 1);
-    }
+    st = slm_eval_score_docs(ctx, packer, n_vocab, groups, goff, docs.n, cache, &n_cache, logits, &pr,
+                             &res->tokens_decoded);
     slm_progress_end(&pr);
     if (st) {
         slm_error_prefix(t->name);
@@ -352,12 +411,15 @@ static slm_status run_task(const slm_model *m, const slm_eval_task *t, const slm
         for (int d = 0; d < docs.n; d++) log_sample(p->log_samples, t, d, &docs.v[d], &scores[d]);
     res->seconds = slm_time_now() - t0;
 done:
+    free(goff);
+    free(groups);
     free(order);
     free(scores);
     free(lls);
     free(cache);
     free(logits);
     slm_context_free(ctx);
+    slm_eval_packer_free(packer);
     requests_free(&rq, &docs);
     slm_eval_docs_free(&docs);
     return st;

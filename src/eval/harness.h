@@ -8,14 +8,18 @@
  * an empty context becomes the BOS token (lm-eval's prefix_token_id). A
  * sequence longer than the context window keeps its last n_ctx+1 tokens.
  *
- * Scoring: the choices of a document form a group; their common token
- * prefix is decoded once in a single forward pass and kept in the KV cache,
- * then each choice's remaining tokens are decoded on top of it
- * (slm_context_truncate rewinds to the prefix). The cache also carries over
- * between groups, so a prefix shared across documents (TruthfulQA's
- * preamble, an MMLU subject's description line) is decoded once. Documents
- * run longest first, so the ETA is pessimistic early and a context that is
- * too long fails at once.
+ * Scoring: the choices of a document form a group (one per kind of
+ * request). Documents run longest first, so the ETA is pessimistic early
+ * and a context that is too long fails at once. Whole documents are packed
+ * into forward steps of up to SLM_EVAL_PACK_ROWS rows (harness_pack.c): a
+ * token tree where every shared prefix is one run of rows and each choice
+ * adds its own tokens, each row attending to its ancestors only. A
+ * document too large for a step is scored group by group: the common token
+ * prefix is decoded once and kept in the KV cache, then each choice's
+ * remaining tokens are decoded on top of it (slm_context_truncate rewinds to
+ * the prefix). Both carry the cache over, so a prefix shared across
+ * documents (TruthfulQA's preamble, an MMLU subject's description line) is
+ * decoded once.
  *
  * Metrics (harness_metrics.c): acc, acc_norm, acc_mutual_info, PMI-DC, F1,
  * macro F1 and TruthfulQA MC2, each with its standard error.
@@ -52,6 +56,61 @@ typedef struct slm_eval_seq {
 slm_status slm_eval_score_group(slm_context *ctx, int n_vocab, const slm_eval_seq *seqs, int n, int32_t *cache,
                                 int *n_cache, float *logits, double *ll, int64_t *decoded);
 int slm_eval_group_logits_rows(const slm_eval_seq *seqs, int n);
+
+/* log-softmax terms of one logits row: *mx its largest value, *lse
+ * log sum exp(row - mx) summed in double, so log P(t) = row[t] - mx - lse. */
+void slm_eval_row_lse(const float *row, int V, double *mx, double *lse);
+
+/* ---- packed scoring (harness_pack.c) --------------------------------------------- */
+
+/* Rows per packed step in the run loop: a few hundred rows keep the GEMMs
+ * at full speed (weights read once per step), while the attention over
+ * other documents' keys, masked out, grows with the square of the step. */
+#define SLM_EVAL_PACK_ROWS 512
+/* Most bytes of logits a step makes (V floats per output row): 128 MiB is
+ * 512 rows of SmolLM2's 49152 tokens, 261 of LLaMA 3's 128256. */
+#define SLM_EVAL_PACK_LOGITS_BYTES ((size_t)128 << 20)
+
+/* A group to score: n sequences, ll[i] receives sequence i's log-likelihood. */
+typedef struct slm_eval_group {
+    const slm_eval_seq *seqs;
+    int n;
+    double *ll;
+} slm_eval_group;
+
+/* Collects the groups of several documents into one token tree that runs as
+ * a single slm_decode_packed call: shared prefixes once, each sequence's
+ * remaining tokens once, at most max_rows rows and max_out logits rows. */
+typedef struct slm_eval_packer slm_eval_packer;
+slm_status slm_eval_packer_new(int max_rows, int max_out, slm_eval_packer **out);
+void slm_eval_packer_free(slm_eval_packer *p);
+/* Adds one document's groups, all or none: *added is false when the step
+ * has no room for them (alone, a document that does not fit an empty
+ * packer needs slm_eval_score_group). The sequences and ll arrays must
+ * live until the run. */
+slm_status slm_eval_packer_add(slm_eval_packer *p, const slm_eval_group *g, int n_groups, bool *added);
+/* Documents added since the last run. */
+int slm_eval_packer_docs(const slm_eval_packer *p);
+/* Scores everything added (nothing to do when empty) and empties the
+ * packer. cache/n_cache as for slm_eval_score_group: cache slots it shares
+ * with the tree's stem are reused, and the stem is what stays valid.
+ * logits holds max_out rows of V floats; *decoded (may be NULL) grows by
+ * the rows run. Log-likelihoods equal slm_eval_score_group's up to float
+ * summation order. */
+slm_status slm_eval_packer_run(slm_eval_packer *p, slm_context *ctx, int n_vocab, int32_t *cache, int *n_cache,
+                               float *logits, int64_t *decoded);
+
+/* Scores documents in the order given, doc j's groups being
+ * g[off[j] .. off[j+1]): whole documents packed into p's steps, one that
+ * does not fit an empty step scored group by group (slm_eval_score_group).
+ * cache/n_cache as there (cache holds ctx's n_ctx slots); logits the
+ * larger of p's max_out rows and slm_eval_group_logits_rows of any group.
+ * pr (may be NULL) advances as documents are done; *decoded (may be NULL)
+ * counts the rows run. */
+struct slm_progress;
+slm_status slm_eval_score_docs(slm_context *ctx, slm_eval_packer *p, int n_vocab, const slm_eval_group *g,
+                               const int *off, int n_docs, int32_t *cache, int *n_cache, float *logits,
+                               struct slm_progress *pr, int64_t *decoded);
 
 /* ---- metrics ---------------------------------------------------------------- */
 

@@ -10,6 +10,12 @@
  * then logits = lm_head rmsnorm(x) for every row or only the last.
  * Dropped blocks are skipped (the residual passes through).
  *
+ * A packed decode (slm_decode_packed) runs the same step over rows that
+ * belong to different sequences of a token tree: each row brings its own
+ * RoPE position and the cache slots it attends to (attention.c masks the
+ * rest), and logits are made for a chosen list of rows. With c->pack NULL
+ * the step is the plain causal one above, unchanged.
+ *
  * Every linear runs as one GEMM over the T rows (sgemv when T = 1) through
  * the table of linear kinds; o and down accumulate straight into the
  * residual (beta = 1) and k/v are written straight into the KV cache, so
@@ -105,7 +111,8 @@ static void rmsnorm_rows(float *y, const float *x, const float *w, int T, int D,
     for (int t = 0; t < T; t++) slm_rmsnorm(y + (int64_t)t * D, x + (int64_t)t * D, w, D, eps);
 }
 
-/* q rows [T][Q] and the k rows just written to the cache, positions P+t. */
+/* q rows [T][Q] and the k rows just written to the cache, positions P+t
+ * (a packed step's own positions instead). */
 static void rope_rows(slm_context *c, int layer, int T) {
     const slm_config *cfg = &c->m->cfg;
     int Q = cfg->n_heads * cfg->head_dim, Dh = cfg->head_dim;
@@ -113,7 +120,8 @@ static void rope_rows(slm_context *c, int layer, int T) {
     float *k = slm_context_k(c, layer) + (int64_t)c->n_past * c->kv_dim;
 #pragma omp parallel for if (T > 1) schedule(static)
     for (int t = 0; t < T; t++) {
-        const float *cs = c->rope_cs + (int64_t)(c->n_past + t) * Dh;
+        int pos = c->pack ? c->pack->pos[c->pack_row0 + t] : c->n_past + t;
+        const float *cs = c->rope_cs + (int64_t)pos * Dh;
         slm_rope_apply(c->q + (int64_t)t * Q, cfg->n_heads, Dh, cs, mode);
         slm_rope_apply(k + (int64_t)t * c->kv_dim, cfg->n_kv_heads, Dh, cs, mode);
     }
@@ -175,16 +183,25 @@ static slm_status ensure_lin_tmp(slm_context *c) {
     return SLM_OK;
 }
 
-/* logits [T][V] = lm_head . xn rows; the QBLOCK lm head when the model has one. */
-static void lm_head_forward(slm_context *c, int T, float *logits) {
+/* logits [n][V] = lm_head . xn rows; the QBLOCK lm head when the model has one. */
+static void lm_head_forward(slm_context *c, int n, float *logits) {
     const slm_model *m = c->m;
     int D = m->cfg.d_model, V = m->cfg.n_vocab;
-    if (m->lm_head_q.qw) slm_linear_forward(&m->lm_head_q, T, c->xn, D, logits, V, 0.0f, c->lin_tmp);
-    else gemm_xwt(T, V, D, c->xn, D, m->lm_head, D, logits, V, 0.0f);
+    if (m->lm_head_q.qw) slm_linear_forward(&m->lm_head_q, n, c->xn, D, logits, V, 0.0f, c->lin_tmp);
+    else gemm_xwt(n, V, D, c->xn, D, m->lm_head, D, logits, V, 0.0f);
 }
 
-/* T tokens at positions n_past..; logits as slm_decode describes, for this step. */
-static slm_status decode_step(slm_context *c, const int32_t *tokens, int T, bool all_logits, float *logits) {
+/* Which rows of a step get logits: row j of n is first + j, or first +
+ * sel[j] when sel is given (sel counts rows of a whole packed call, first
+ * is minus the step's offset in it). */
+typedef struct out_rows {
+    int first, n;
+    const int32_t *sel;
+} out_rows;
+
+/* T tokens at cache slots n_past..; logits [out.n][V] of the rows out names
+ * (none when logits is NULL). */
+static slm_status decode_step(slm_context *c, const int32_t *tokens, int T, out_rows out, float *logits) {
     const slm_model *m = c->m;
     const slm_config *cfg = &m->cfg;
     int D = cfg->d_model, V = cfg->n_vocab;
@@ -198,16 +215,15 @@ static slm_status decode_step(slm_context *c, const int32_t *tokens, int T, bool
             return slm_fail(SLM_ERR_NUMERIC, "%s: block %d: NaN or Inf in the activations", model_name(m), l);
     }
     c->n_past += T;
-    if (!logits) return SLM_OK;
-    if (all_logits) {
-        rmsnorm_rows(c->xn, c->x, m->out_norm, T, D, cfg->norm_eps);
-        lm_head_forward(c, T, logits);
-    } else {
-        /* Only the last row: the lm head is V x D, the largest matrix. */
-        slm_rmsnorm(c->xn, c->x + (int64_t)(T - 1) * D, m->out_norm, D, cfg->norm_eps);
-        lm_head_forward(c, 1, logits);
+    if (!logits || out.n == 0) return SLM_OK;
+    /* Only the rows asked for: the lm head is V x D, the largest matrix. */
+#pragma omp parallel for if (out.n > 1) schedule(static)
+    for (int j = 0; j < out.n; j++) {
+        int r = out.first + (out.sel ? out.sel[j] : j);
+        slm_rmsnorm(c->xn + (int64_t)j * D, c->x + (int64_t)r * D, m->out_norm, D, cfg->norm_eps);
     }
-    if (!slm_all_finite(logits, (int64_t)(all_logits ? T : 1) * V))
+    lm_head_forward(c, out.n, logits);
+    if (!slm_all_finite(logits, (int64_t)out.n * V))
         return slm_fail(SLM_ERR_NUMERIC, "%s: output: NaN or Inf in the logits", model_name(m));
     return SLM_OK;
 }
@@ -251,11 +267,71 @@ slm_status slm_decode(slm_context *c, const int32_t *tokens, int n, bool all_log
         float *lg = NULL;
         if (logits && all_logits) lg = logits + (int64_t)i * m->cfg.n_vocab;
         else if (logits && last) lg = logits;
-        st = decode_step(c, tokens + i, T, all_logits, lg);
+        out_rows out = all_logits ? (out_rows){0, T, NULL} : (out_rows){T - 1, last ? 1 : 0, NULL};
+        st = decode_step(c, tokens + i, T, out, lg);
         if (st) {
             c->n_past = start; /* the cache rows of this call are not trusted */
             return st;
         }
     }
     return SLM_OK;
+}
+
+/* ---- packed decode ------------------------------------------------------------------ */
+
+/* Every row's spans ascending, disjoint, inside [0, own slot]; positions in
+ * the RoPE table; output rows ascending. */
+static slm_status packed_check(const slm_context *c, const slm_packed_rows *p) {
+    const slm_model *m = c->m;
+    if (p->n <= 0 || p->n_out < 0 || p->n_out > p->n || !p->tokens || !p->pos || !p->span_off || !p->span ||
+        (p->n_out > 0 && !p->out_rows))
+        return slm_fail(SLM_ERR_ARG, "packed decode: %d rows, %d output rows", p->n, p->n_out);
+    if (p->n > c->n_ctx - c->n_past)
+        return slm_fail(SLM_ERR_STATE, "packed decode: %d rows do not fit in the KV cache (%d of %d positions used)",
+                        p->n, c->n_past, c->n_ctx);
+    if (p->span_off[0] != 0) return slm_fail(SLM_ERR_ARG, "packed decode: span_off[0] = %d", p->span_off[0]);
+    for (int t = 0; t < p->n; t++) {
+        int slot = c->n_past + t, at = 0;
+        if (p->tokens[t] < 0 || p->tokens[t] >= m->cfg.n_vocab)
+            return slm_fail(SLM_ERR_ARG, "packed decode: token id %d at %d out of range (vocabulary %d)", p->tokens[t],
+                            t, m->cfg.n_vocab);
+        if (p->pos[t] < 0 || p->pos[t] >= c->n_ctx)
+            return slm_fail(SLM_ERR_ARG, "packed decode: row %d: position %d outside the context (%d)", t, p->pos[t],
+                            c->n_ctx);
+        if (p->span_off[t + 1] <= p->span_off[t])
+            return slm_fail(SLM_ERR_ARG, "packed decode: row %d has no span", t);
+        for (int s = p->span_off[t]; s < p->span_off[t + 1]; s++) {
+            int lo = p->span[2 * s], hi = p->span[2 * s + 1];
+            if (lo < at || hi <= lo || hi > slot + 1)
+                return slm_fail(SLM_ERR_ARG, "packed decode: row %d (slot %d): span [%d, %d) not ascending, empty "
+                                "or past the row", t, slot, lo, hi);
+            at = hi;
+        }
+    }
+    for (int j = 0; j < p->n_out; j++)
+        if (p->out_rows[j] < (j ? p->out_rows[j - 1] + 1 : 0) || p->out_rows[j] >= p->n)
+            return slm_fail(SLM_ERR_ARG, "packed decode: output row %d (%d) not ascending or out of range", j,
+                            p->out_rows[j]);
+    return SLM_OK;
+}
+
+slm_status slm_decode_packed(slm_context *c, const slm_packed_rows *p, float *logits) {
+    slm_status st = packed_check(c, p);
+    if (!st) st = ensure_lin_tmp(c);
+    if (st) return st;
+    int start = c->n_past, j = 0;
+    c->pack = p;
+    /* Steps of at most n_batch rows, each with the output rows it holds; a
+     * row's spans end at its own slot, so every key it needs is written by
+     * the time its step runs. */
+    for (int i = 0; i < p->n && !st; i += c->n_batch) {
+        int T = p->n - i < c->n_batch ? p->n - i : c->n_batch, j0 = j;
+        while (j < p->n_out && p->out_rows[j] < i + T) j++;
+        c->pack_row0 = i;
+        st = decode_step(c, p->tokens + i, T, (out_rows){-i, j - j0, p->out_rows + j0},
+                         logits ? logits + (int64_t)j0 * c->m->cfg.n_vocab : NULL);
+    }
+    c->pack = NULL;
+    if (st) c->n_past = start; /* the cache rows of this call are not trusted */
+    return st;
 }

@@ -80,6 +80,11 @@ struct slm_context {
     int64_t lin_tmp_floats;
     slm_fwd_hook hook; /* NULL, or called at each slm_fwd_point of every block */
     void *hook_user;
+    /* NULL in a plain causal step; in a step of slm_decode_packed, its rows,
+     * of which the step runs rows pack_row0 .. pack_row0 + T - 1 (RoPE
+     * positions and attention spans come from there). */
+    const slm_packed_rows *pack;
+    int pack_row0;
 };
 
 /* Query rows per attention task: bounds the score scratch to TILE x C per
@@ -94,7 +99,8 @@ static inline float *slm_context_v(const slm_context *c, int layer) {
 }
 
 /* Causal attention of T queries at positions P..P+T-1 over cached keys and
- * values 0..P+T-1 of one layer (already written, RoPE applied).
+ * values 0..P+T-1 of one layer (already written, RoPE applied); in a packed
+ * step (c->pack) each query sees only its spans' slots instead.
  * q [T][Q], out [T][Q]. OpenMP over (head, query tile). */
 void slm_attention_forward(slm_context *c, int layer, int T, const float *q, float *out);
 
