@@ -29,8 +29,22 @@ static float *grad_of(const slm_trainable *tv, int ix) {
     return ix >= 0 && !tv->t[ix].frozen ? tv->t[ix].g : NULL;
 }
 
+/* Row strides are the tensors' own widths: an elastic view's down
+ * projection may use fewer columns than it has. */
 static slm_linear_grads linear_grads(const slm_trainable *tv, const slm_train_linear_ix *ix) {
-    return (slm_linear_grads){grad_of(tv, ix->w), grad_of(tv, ix->a), grad_of(tv, ix->b), grad_of(tv, ix->bias)};
+    return (slm_linear_grads){grad_of(tv, ix->w), grad_of(tv, ix->a), grad_of(tv, ix->b), grad_of(tv, ix->bias),
+                              ix->w >= 0 ? tv->t[ix->w].cols : 0, ix->b >= 0 ? tv->t[ix->b].cols : 0};
+}
+
+/* The activations were made for the plan of the last forward. */
+static slm_status same_plan(const slm_train_ctx *tc, const char *who) {
+    for (int i = 0; i < tc->m->cfg.n_layers; i++) {
+        const slm_block *b = &tc->m->blocks[i];
+        if (tc->plan_ff[i] != (b->kept ? b->d_ff : 0))
+            return slm_fail(SLM_ERR_STATE, "%s: block %d: the plan changed between the forward and the backward", who,
+                            i);
+    }
+    return SLM_OK;
 }
 
 static bool block_trains(const slm_trainable *tv, int l) {
@@ -102,6 +116,7 @@ slm_status slm_train_backward_head(slm_train_ctx *tc, const int32_t *targets, sl
     if (tc->forward_only) return slm_fail(SLM_ERR_STATE, "%s: backward on a forward-only training context", who);
     if (!tc->have_forward || tc->head_done) return slm_fail(SLM_ERR_STATE, "%s: backward before a forward", who);
     slm_status st = slm_trainable_check(tc->tv);
+    if (!st) st = same_plan(tc, who);
     if (st) return st;
     st = slm_train_head_loss(tc, targets, teacher, lp, true, res);
     if (st) return st;
@@ -115,6 +130,7 @@ slm_status slm_train_backward_blocks(slm_train_ctx *tc) {
     const char *who = m->path ? m->path : "model";
     if (!tc->head_done) return slm_fail(SLM_ERR_STATE, "%s: the blocks' backward needs the head's first", who);
     slm_status st = slm_trainable_check(tc->tv);
+    if (!st) st = same_plan(tc, who);
     if (st) return st;
     const slm_trainable *tv = tc->tv;
     const int N = tc->N, D = c->d_model, L = c->n_layers;

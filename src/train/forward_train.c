@@ -72,6 +72,25 @@ static int max_rank(const slm_model *m) {
     return r;
 }
 
+/* Blocks the context has room for, and their MLP width: the plan's, or for
+ * an elastic view every block at full width (the plan changes per step). */
+static bool has_room(const slm_train_ctx *tc, int i) {
+    return tc->elastic ? tc->tv->blk[i].attn_norm >= 0 : tc->m->blocks[i].kept;
+}
+static int room_ff(const slm_train_ctx *tc, int i) { return tc->elastic ? tc->m->cfg.d_ff : tc->m->blocks[i].d_ff; }
+
+/* hidden[] for the current plan: a dropped block's output is its input. */
+static void alias_hidden(slm_train_ctx *tc) {
+    const slm_model *m = tc->m;
+    tc->hidden[0] = tc->hidden_own[0];
+    tc->last_kept = -1;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        bool run = m->blocks[i].kept && tc->hidden_own[i + 1];
+        tc->hidden[i + 1] = run ? tc->hidden_own[i + 1] : tc->hidden[i];
+        if (m->blocks[i].kept) tc->last_kept = i;
+    }
+}
+
 static void carve_all(carver *cv, slm_train_ctx *tc) {
     const slm_model *m = tc->m;
     const slm_config *c = &m->cfg;
@@ -79,22 +98,22 @@ static void carve_all(carver *cv, slm_train_ctx *tc) {
     int64_t Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
     int L = c->n_layers, Fmax = 0;
     for (int i = 0; i < L; i++)
-        if (m->blocks[i].kept && m->blocks[i].d_ff > Fmax) Fmax = m->blocks[i].d_ff;
+        if (has_room(tc, i) && room_ff(tc, i) > Fmax) Fmax = room_ff(tc, i);
     tc->rope_fwd = carve(cv, T * c->head_dim);
     tc->rope_bwd = carve(cv, T * c->head_dim);
     tc->tokens = (int32_t *)carve(cv, N);
     /* the residual stream: the embeddings and each kept block's output */
-    float *prev = carve(cv, N * D);
-    tc->hidden[0] = prev;
-    for (int i = 0; i < L; i++) tc->hidden[i + 1] = prev = m->blocks[i].kept ? carve(cv, N * D) : prev;
-    for (int i = 0; i < L; i++) tc->attn_out[i] = tc->keep_attn_out && m->blocks[i].kept ? carve(cv, N * D) : NULL;
+    tc->hidden_own[0] = carve(cv, N * D);
+    for (int i = 0; i < L; i++) tc->hidden_own[i + 1] = has_room(tc, i) ? carve(cv, N * D) : NULL;
+    alias_hidden(tc);
+    for (int i = 0; i < L; i++) tc->attn_out[i] = tc->keep_attn_out && has_room(tc, i) ? carve(cv, N * D) : NULL;
     bool shared = tc->recompute || tc->forward_only;
     slm_block_acts one;
     if (shared) carve_acts(cv, tc, Fmax, &one);
     for (int i = 0; i < L; i++) {
-        if (!m->blocks[i].kept) memset(&tc->acts[i], 0, sizeof tc->acts[i]);
+        if (!has_room(tc, i)) memset(&tc->acts[i], 0, sizeof tc->acts[i]);
         else if (shared) tc->acts[i] = one;
-        else carve_acts(cv, tc, m->blocks[i].d_ff, &tc->acts[i]);
+        else carve_acts(cv, tc, room_ff(tc, i), &tc->acts[i]);
     }
     tc->rms_f = carve(cv, N);
     tc->xn_f = carve(cv, N * D);
@@ -159,6 +178,7 @@ slm_status slm_train_ctx_new(slm_model *m, slm_trainable *tv, const slm_train_ct
     if (!tc) return SLM_ERR_NOMEM;
     tc->m = m;
     tc->tv = tv;
+    tc->elastic = tv && tv->elastic;
     tc->B = p->n_seq;
     tc->T = p->n_tok;
     tc->N = p->n_seq * p->n_tok;
@@ -172,11 +192,13 @@ slm_status slm_train_ctx_new(slm_model *m, slm_trainable *tv, const slm_train_ct
         if (m->blocks[i].kept) tc->last_kept = i;
     int L = m->cfg.n_layers;
     tc->hidden = slm_calloc((size_t)L + 1, sizeof *tc->hidden, "hidden states");
+    tc->hidden_own = slm_calloc((size_t)L + 1, sizeof *tc->hidden_own, "hidden states");
+    tc->plan_ff = slm_calloc((size_t)L, sizeof *tc->plan_ff, "plan");
     tc->d_hidden = slm_calloc((size_t)L + 1, sizeof *tc->d_hidden, "hidden-state gradients");
     tc->acts = slm_calloc((size_t)L, sizeof *tc->acts, "block activations");
     tc->attn_out = slm_calloc((size_t)L, sizeof *tc->attn_out, "attention outputs");
     tc->d_attn_out = slm_calloc((size_t)L, sizeof *tc->d_attn_out, "attention-output gradients");
-    if (!tc->hidden || !tc->d_hidden || !tc->acts || !tc->attn_out || !tc->d_attn_out) {
+    if (!tc->hidden || !tc->hidden_own || !tc->plan_ff || !tc->d_hidden || !tc->acts || !tc->attn_out || !tc->d_attn_out) {
         slm_train_ctx_free(tc);
         return SLM_ERR_NOMEM;
     }
@@ -213,6 +235,8 @@ void slm_train_ctx_free(slm_train_ctx *tc) {
     free(tc->attn_out);
     free(tc->d_hidden);
     free(tc->hidden);
+    free(tc->hidden_own);
+    free(tc->plan_ff);
     free(tc->acts);
     free(tc->mem);
     free(tc);
@@ -260,10 +284,16 @@ slm_status slm_train_forward(slm_train_ctx *tc, const int32_t *tokens) {
     tc->head_done = false;
     slm_status st = tc->tv ? slm_trainable_check(tc->tv) : SLM_OK;
     if (st) return st;
-    for (int i = 0; i < L; i++)
-        if (m->blocks[i].kept != (tc->acts[i].xn1 != NULL))
+    for (int i = 0; i < L; i++) {
+        bool room = tc->acts[i].xn1 != NULL;
+        /* an elastic context has room for every block; a plain one is made for one plan */
+        if (tc->elastic ? m->blocks[i].kept && !room : m->blocks[i].kept != room)
             return slm_fail(SLM_ERR_STATE, "%s: block %d kept/dropped changed since the training context was made", who,
                             i);
+        tc->plan_ff[i] = m->blocks[i].kept ? m->blocks[i].d_ff : 0;
+    }
+    alias_hidden(tc);
+    if (tc->tv) slm_trainable_mark_plan(tc->tv);
     for (int n = 0; n < N; n++) {
         if (tokens[n] < 0 || tokens[n] >= c->n_vocab)
             return slm_fail(SLM_ERR_ARG, "train: token id %d at %d out of range (vocabulary %d)", tokens[n], n,

@@ -237,13 +237,14 @@ void slm_linear_backward(const slm_linear *l, const slm_linear_grads *g, int N, 
                          const float *dy, int64_t lddy, float *dx, int64_t lddx, float beta, float *tmp,
                          float *dtmp) {
     const int n_out = l->n_out, n_in = l->n_in;
+    const int ldgw = g->ld_w > 0 ? (int)g->ld_w : n_in, ldgb = g->ld_b > 0 ? (int)g->ld_b : n_in;
     if (l->kind == SLM_LINEAR_DENSE) {
         if (dx)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, n_in, n_out, 1.0f, dy, (int)lddy, l->w,
                         (int)l->ld_w, beta, dx, (int)lddx);
         if (g->w)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_out, n_in, N, 1.0f, dy, (int)lddy, x, (int)ldx,
-                        1.0f, g->w, n_in);
+                        1.0f, g->w, ldgw);
     } else { /* SLM_LINEAR_LOWRANK (the caller refuses other kinds) */
         const int r = l->rank;
         if (g->a) {
@@ -257,7 +258,7 @@ void slm_linear_backward(const slm_linear *l, const slm_linear_grads *g, int N, 
                         dtmp, r);
         if (g->b)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, n_in, N, 1.0f, dtmp, r, x, (int)ldx, 1.0f, g->b,
-                        n_in);
+                        ldgb);
         if (dx)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, n_in, r, 1.0f, dtmp, r, l->b, (int)l->ld_b,
                         beta, dx, (int)lddx);

@@ -59,6 +59,8 @@ int64_t slm_attn_bwd_scratch_floats(const slm_attn_shape *s, int n_threads);
 /* ---- linear backward (dense W or low-rank A.B, optional bias) ---- */
 typedef struct slm_linear_grads {
     float *w, *a, *b, *bias; /* [n_out][n_in], [n_out][r], [r][n_in], [n_out]; NULL: not wanted */
+    int64_t ld_w, ld_b;      /* row strides of w and b (0: n_in). An elastic view's down projection
+                                is narrowed to its first n_in columns of a wider gradient */
 } slm_linear_grads;
 /* For y = x W^T + bias over N rows: dx = beta * dx + dy W (dx NULL: skip),
  * and the parameter gradients. tmp, dtmp: N * rank floats each (low-rank). */

@@ -31,6 +31,12 @@ struct slm_optim {
     float *m; /* [n_floats] first moment (AdamW), momentum (Lion) */
     float *v; /* [n_floats] second moment (AdamW only) */
     int64_t t;
+    /* elastic views: steps each unit took part in (its own bias corrections,
+     * as PyTorch counts state['step'] per parameter), tensor i's units from
+     * unit_off[i]; and per-column factors of a column-unit tensor */
+    int64_t n_units;
+    int64_t *unit_t, *unit_off;
+    float *col_step, *col_bc2;
 };
 
 slm_optim_params slm_optim_default_params(slm_optim_kind kind) {
@@ -60,6 +66,20 @@ slm_status slm_optim_new(const slm_trainable *tv, const slm_optim_params *p, slm
     }
     memset(o->m, 0, bytes);
     if (o->v) memset(o->v, 0, bytes);
+    if (tv->elastic) {
+        int max_cols = 1;
+        for (int i = 0; i < tv->n_tensors; i++) max_cols = tv->t[i].cols > max_cols ? tv->t[i].cols : max_cols;
+        o->n_units = tv->n_units;
+        o->unit_t = slm_calloc((size_t)tv->n_units, sizeof *o->unit_t, "optimizer step counts");
+        o->unit_off = slm_calloc((size_t)tv->n_tensors, sizeof *o->unit_off, "optimizer step counts");
+        o->col_step = slm_calloc((size_t)max_cols, 2 * sizeof(float), "optimizer factors");
+        if (!o->unit_t || !o->unit_off || !o->col_step) {
+            slm_optim_free(o);
+            return SLM_ERR_NOMEM;
+        }
+        o->col_bc2 = o->col_step + max_cols;
+        for (int i = 1; i < tv->n_tensors; i++) o->unit_off[i] = o->unit_off[i - 1] + tv->t[i - 1].n_units;
+    }
     *out = o;
     return SLM_OK;
 }
@@ -68,7 +88,15 @@ void slm_optim_free(slm_optim *o) {
     if (!o) return;
     free(o->m);
     free(o->v);
+    free(o->unit_t);
+    free(o->unit_off);
+    free(o->col_step);
     free(o);
+}
+
+int64_t *slm_optim_unit_steps(slm_optim *o, int64_t *n) {
+    *n = o->n_units;
+    return o->unit_t;
 }
 
 int64_t slm_optim_steps(const slm_optim *o) { return o->t; }
@@ -88,11 +116,15 @@ static double sum_sq(const float *g, int64_t n) {
     return s;
 }
 
+static float adam_step(const slm_optim *o, float lr, int64_t t) { return (float)(lr / (1.0 - pow(o->p.beta1, (double)t))); }
+static float adam_bc2(const slm_optim *o, int64_t t) { return (float)(1.0 / sqrt(1.0 - pow(o->p.beta2, (double)t))); }
+
+/* t: the step count of these elements (from 1). */
 static void adamw_tensor(const slm_optim *o, float *w, const float *g, float *m, float *v, int64_t n, float lr,
-                         float decay, float gscale) {
+                         float decay, float gscale, int64_t t) {
     const float b1 = o->p.beta1, b2 = o->p.beta2, eps = o->p.eps;
-    const float step = (float)(lr / (1.0 - pow(b1, (double)o->t)));
-    const float inv_bc2 = (float)(1.0 / sqrt(1.0 - pow(b2, (double)o->t)));
+    const float step = adam_step(o, lr, t);
+    const float inv_bc2 = adam_bc2(o, t);
 #pragma omp parallel for simd if (n > 65536) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] * gscale;
@@ -100,6 +132,28 @@ static void adamw_tensor(const slm_optim *o, float *w, const float *g, float *m,
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         float wi = w[i] * decay;
         w[i] = wi - step * m[i] / (sqrtf(v[i]) * inv_bc2 + eps);
+    }
+}
+
+/* The first `active` columns of each of rows rows (row stride cols), each
+ * column with its own bias corrections (o->col_step, o->col_bc2). */
+static void adamw_cols(const slm_optim *o, float *w, const float *g, float *m, float *v, int rows, int cols,
+                       int active, float decay, float gscale) {
+    const float b1 = o->p.beta1, b2 = o->p.beta2, eps = o->p.eps;
+    const float *cs = o->col_step, *cb = o->col_bc2;
+#pragma omp parallel for if ((int64_t)rows * active > 65536) schedule(static)
+    for (int r = 0; r < rows; r++) {
+        int64_t off = (int64_t)r * cols;
+        float *wr = w + off, *mr = m + off, *vr = v + off;
+        const float *gr = g + off;
+#pragma omp simd
+        for (int c = 0; c < active; c++) {
+            float gi = gr[c] * gscale;
+            mr[c] = b1 * mr[c] + (1.0f - b1) * gi;
+            vr[c] = b2 * vr[c] + (1.0f - b2) * gi * gi;
+            float wi = wr[c] * decay;
+            wr[c] = wi - cs[c] * mr[c] / (sqrtf(vr[c]) * cb[c] + eps);
+        }
     }
 }
 
@@ -116,6 +170,44 @@ static void lion_tensor(const slm_optim *o, float *w, const float *g, float *m, 
     }
 }
 
+/* An elastic view's tensor: only its active units are updated (the others
+ * had no gradient this step: skipped, as PyTorch skips a parameter whose
+ * grad is None), each with its own step count ut[unit]. */
+static void elastic_update(slm_optim *o, const slm_train_tensor *t, float lr, float decay, float gscale,
+                           int64_t *ut) {
+    float *m = o->m + t->offset, *v = o->v ? o->v + t->offset : NULL;
+    const int a = t->active;
+    if (a <= 0) return;
+    if (t->unit_axis == 2) { /* columns */
+        for (int c = 0; c < a; c++) {
+            ut[c]++;
+            o->col_step[c] = adam_step(o, lr, ut[c]);
+            o->col_bc2[c] = adam_bc2(o, ut[c]);
+        }
+        if (v) {
+            adamw_cols(o, t->w, t->g, m, v, t->rows, t->cols, a, decay, gscale);
+        } else {
+            for (int r = 0; r < t->rows; r++) {
+                int64_t off = (int64_t)r * t->cols;
+                lion_tensor(o, t->w + off, t->g + off, m + off, a, lr, decay, gscale);
+            }
+        }
+        return;
+    }
+    /* one unit, or rows: a contiguous prefix; rows of equal count share a call */
+    const int64_t per = t->unit_axis == 1 ? t->cols : t->n;
+    int u = 0;
+    for (int k = 0; k < a; k++) ut[k]++;
+    while (u < a) {
+        int e = u + 1;
+        while (e < a && ut[e] == ut[u]) e++;
+        int64_t off = (int64_t)u * per, n = (int64_t)(e - u) * per;
+        if (v) adamw_tensor(o, t->w + off, t->g + off, m + off, v + off, n, lr, decay, gscale, ut[u]);
+        else lion_tensor(o, t->w + off, t->g + off, m + off, n, lr, decay, gscale);
+        u = e;
+    }
+}
+
 slm_status slm_optim_step(slm_optim *o, slm_trainable *tv, float lr, double *grad_norm) {
     if (tv->n_floats != o->n_floats)
         return slm_fail(SLM_ERR_ARG, "optimizer: made for %lld parameters, the view has %lld", (long long)o->n_floats,
@@ -123,8 +215,9 @@ slm_status slm_optim_step(slm_optim *o, slm_trainable *tv, float lr, double *gra
     double ss = 0.0;
     for (int i = 0; i < tv->n_tensors; i++) {
         const slm_train_tensor *t = &tv->t[i];
-        if (t->frozen) continue;
-        double s = sum_sq(t->g, t->n);
+        if (t->frozen || (tv->elastic && t->active == 0)) continue;
+        /* a row-unit tensor's gradient is zero past its active rows */
+        double s = sum_sq(t->g, tv->elastic && t->unit_axis == 1 ? (int64_t)t->active * t->cols : t->n);
         if (!isfinite(s))
             return slm_fail(SLM_ERR_NUMERIC, "optimizer: NaN or Inf in the gradient of %s (no update made)", t->name);
         ss += s;
@@ -139,7 +232,9 @@ slm_status slm_optim_step(slm_optim *o, slm_trainable *tv, float lr, double *gra
         if (t->frozen) continue;
         float decay = t->no_decay ? 1.0f : 1.0f - lr * o->p.weight_decay;
         float *m = o->m + t->offset;
-        if (o->p.kind == SLM_OPTIM_ADAMW) adamw_tensor(o, t->w, t->g, m, o->v + t->offset, t->n, lr, decay, gscale);
+        if (tv->elastic) elastic_update(o, t, lr, decay, gscale, o->unit_t + o->unit_off[i]);
+        else if (o->p.kind == SLM_OPTIM_ADAMW)
+            adamw_tensor(o, t->w, t->g, m, o->v + t->offset, t->n, lr, decay, gscale, o->t);
         else lion_tensor(o, t->w, t->g, m, t->n, lr, decay, gscale);
     }
     return SLM_OK;

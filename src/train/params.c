@@ -41,6 +41,8 @@ static int add(builder *bd, const char *name, int rows, int cols, const float *s
     t->n = (int64_t)rows * cols;
     t->offset = tv->n_floats;
     t->no_decay = no_decay;
+    t->unit_axis = 0;
+    t->n_units = t->active = 1;
     tv->n_floats += t->n;
     bd->src[i] = (tensor_src){src, ld};
     return i;
@@ -122,7 +124,7 @@ static void repoint(slm_trainable *tv) {
             const slm_train_linear_ix *ix = &bx->lin[p];
             if (l->kind == SLM_LINEAR_DENSE) {
                 l->w = tw(tv, ix->w);
-                l->ld_w = l->n_in;
+                l->ld_w = tv->t[ix->w].cols; /* n_in, except an elastic view's narrowed down projection */
             } else {
                 l->a = tw(tv, ix->a);
                 l->b = tw(tv, ix->b);
@@ -133,11 +135,34 @@ static void repoint(slm_trainable *tv) {
     }
 }
 
-slm_status slm_trainable_new(slm_model *m, slm_trainable **out) {
+/* Units of the MLP tensors of an elastic view: a row of gate/up and a
+ * column of down per channel, so a plan of width k uses the first k. */
+static void elastic_units(slm_trainable *tv) {
+    for (int i = 0; i < tv->m->cfg.n_layers; i++)
+        for (int p = SLM_PROJ_GATE; p <= SLM_PROJ_DOWN; p++) {
+            slm_train_tensor *t = &tv->t[tv->blk[i].lin[p].w];
+            t->unit_axis = p == SLM_PROJ_DOWN ? 2 : 1;
+            t->n_units = t->active = p == SLM_PROJ_DOWN ? t->cols : t->rows;
+        }
+    tv->n_units = 0;
+    for (int i = 0; i < tv->n_tensors; i++) tv->n_units += tv->t[i].n_units;
+}
+
+static slm_status view_new(slm_model *m, bool elastic, slm_trainable **out) {
     *out = NULL;
     slm_status st = slm_model_validate(m);
     if (st) return st;
     const char *who = m->path ? m->path : "model";
+    for (int i = 0; elastic && i < m->cfg.n_layers; i++) {
+        const slm_block *b = &m->blocks[i];
+        if (!b->kept || b->d_ff != m->cfg.d_ff)
+            return slm_fail(SLM_ERR_ARG, "%s: an elastic view is made from the full plan (block %d is %s)", who, i,
+                            b->kept ? "narrowed" : "dropped");
+        for (int p = 0; p < SLM_PROJ_COUNT; p++)
+            if (b->lin[p].kind != SLM_LINEAR_DENSE)
+                return slm_fail(SLM_ERR_UNSUPPORTED, "%s: block %d: %s is not dense: an elastic view trains dense "
+                                "fp32 linears only", who, i, slm_proj_hf_name((slm_proj)p));
+    }
     if (m->lm_head_q.qw)
         return slm_fail(SLM_ERR_UNSUPPORTED, "%s: the lm head is quantised: training needs fp32 weights "
                         "(load without keep_quantized)", who);
@@ -175,11 +200,17 @@ slm_status slm_trainable_new(slm_model *m, slm_trainable **out) {
             memcpy(t->w + (int64_t)r * t->cols, bd.src[i].p + (int64_t)r * bd.src[i].ld, (size_t)t->cols * sizeof(float));
     }
     free(bd.src);
+    tv->elastic = elastic;
+    tv->n_units = tv->n_tensors;
+    if (elastic) elastic_units(tv);
     repoint(tv);
     slm_trainable_zero_grad(tv);
     *out = tv;
     return SLM_OK;
 }
+
+slm_status slm_trainable_new(slm_model *m, slm_trainable **out) { return view_new(m, false, out); }
+slm_status slm_trainable_new_elastic(slm_model *m, slm_trainable **out) { return view_new(m, true, out); }
 
 void slm_trainable_free(slm_trainable *tv) {
     if (!tv) return;
@@ -191,6 +222,31 @@ void slm_trainable_free(slm_trainable *tv) {
 
 void slm_trainable_zero_grad(slm_trainable *tv) {
     memset(tv->grad, 0, (size_t)tv->n_floats * sizeof(float));
+    if (tv->elastic) /* nothing has a gradient until a forward marks what its plan uses */
+        for (int i = 0; i < tv->n_tensors; i++) tv->t[i].active = 0;
+}
+
+static void mark(slm_trainable *tv, int ix, int units) {
+    if (ix >= 0 && tv->t[ix].active < units) tv->t[ix].active = units;
+}
+
+void slm_trainable_mark_plan(slm_trainable *tv) {
+    if (!tv->elastic) return;
+    const slm_model *m = tv->m;
+    mark(tv, tv->tok_embd, 1);
+    mark(tv, tv->out_norm, 1);
+    mark(tv, tv->lm_head, 1);
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        const slm_train_block_ix *bx = &tv->blk[i];
+        if (!m->blocks[i].kept) continue;
+        mark(tv, bx->attn_norm, 1);
+        mark(tv, bx->ffn_norm, 1);
+        for (int p = 0; p < SLM_PROJ_COUNT; p++) {
+            bool mlp = p >= SLM_PROJ_GATE;
+            mark(tv, bx->lin[p].w, mlp ? m->blocks[i].d_ff : 1);
+            mark(tv, bx->lin[p].bias, 1);
+        }
+    }
 }
 
 int slm_trainable_find(const slm_trainable *tv, const char *name) {
@@ -231,6 +287,36 @@ static bool linear_matches(const slm_trainable *tv, const slm_train_linear_ix *i
     return same(tv, ix->bias, l->bias, 1, l->n_out);
 }
 
+/* An elastic view's linear: the same tensor, its full row stride, and
+ * the plan's shape inside it (only MLP widths may be narrower). */
+static bool elastic_linear_ok(const slm_trainable *tv, const slm_train_linear_ix *ix, const slm_linear *l, int p,
+                              int d_ff) {
+    if (l->kind != SLM_LINEAR_DENSE || ix->w < 0) return false;
+    const slm_train_tensor *t = &tv->t[ix->w];
+    int rows = p == SLM_PROJ_GATE || p == SLM_PROJ_UP ? d_ff : t->rows;
+    int cols = p == SLM_PROJ_DOWN ? d_ff : t->cols;
+    if (l->w != t->w || l->ld_w != t->cols || l->n_out != rows || l->n_in != cols || rows > t->rows ||
+        cols > t->cols)
+        return false;
+    return ix->bias < 0 ? l->bias == NULL : l->bias == tv->t[ix->bias].w;
+}
+
+static slm_status elastic_check(const slm_trainable *tv, const char *who) {
+    const slm_model *m = tv->m;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        const slm_block *b = &m->blocks[i];
+        const slm_train_block_ix *bx = &tv->blk[i];
+        if (!b->kept) continue; /* dropped for this step: its tensors wait */
+        if (b->attn_norm != tw(tv, bx->attn_norm) || b->ffn_norm != tw(tv, bx->ffn_norm))
+            return slm_fail(SLM_ERR_STATE, "%s: block %d: norm weights replaced since the elastic view was made", who, i);
+        for (int p = 0; p < SLM_PROJ_COUNT; p++)
+            if (!elastic_linear_ok(tv, &bx->lin[p], &b->lin[p], p, b->d_ff))
+                return slm_fail(SLM_ERR_STATE, "%s: block %d: %s is no longer the elastic view's tensor (replaced, "
+                                "refactored or reshaped)", who, i, slm_proj_hf_name((slm_proj)p));
+    }
+    return SLM_OK;
+}
+
 slm_status slm_trainable_check(const slm_trainable *tv) {
     const slm_model *m = tv->m;
     const char *who = m->path ? m->path : "model";
@@ -238,6 +324,7 @@ slm_status slm_trainable_check(const slm_trainable *tv) {
         m->lm_head != tw(tv, tv->lm_head))
         return slm_fail(SLM_ERR_STATE, "%s: embedding, final norm or lm head replaced since the trainable view was made",
                         who);
+    if (tv->elastic) return elastic_check(tv, who);
     for (int i = 0; i < m->cfg.n_layers; i++) {
         const slm_block *b = &m->blocks[i];
         const slm_train_block_ix *bx = &tv->blk[i];

@@ -37,6 +37,13 @@ typedef struct slm_train_tensor {
     int64_t offset;  /* of w (and g) in the view's flat arrays (optimizer state uses it) */
     bool no_decay;   /* norm weight or bias: weight decay is not applied */
     bool frozen;     /* no update, and the backward does not compute its gradient */
+    /* The part the plan uses, for elastic views (below). unit_axis 0: the
+     * tensor is one unit; 1: each row is one (gate/up: a row per MLP
+     * channel); 2: each column (down). n_units: 1, rows or cols. active:
+     * units (the first ones) some forward used since the last zero_grad;
+     * units past it had no gradient and the optimizer skips them. In a
+     * plain view always n_units. */
+    int unit_axis, n_units, active;
 } slm_train_tensor;
 
 /* Indices into the tensor list, -1 where absent. */
@@ -57,6 +64,8 @@ typedef struct slm_trainable {
     int tok_embd, out_norm, lm_head; /* lm_head == tok_embd when tied */
     float *grad;             /* [n_floats] every gradient, one allocation */
     int64_t n_floats;
+    bool elastic;            /* slm_trainable_new_elastic */
+    int64_t n_units;         /* sum of the tensors' n_units */
 } slm_trainable;
 
 /* Copies every parameter the plan uses into writable fp32 tensors and points
@@ -67,6 +76,17 @@ typedef struct slm_trainable {
  * QBLOCK linears (and a quantised lm head) are refused: load with
  * keep_quantized = false to train. */
 slm_status slm_trainable_new(slm_model *m, slm_trainable **out);
+/* An elastic view (super-network training, LLaMA-NAS / InstaTune): copies
+ * every tensor at full size from a model whose plan is full (every block
+ * kept at cfg.d_ff, dense linears), after which the plan may change freely
+ * between forwards: blocks dropped and brought back, MLP widths narrowed
+ * and widened (slm_block_set_mlp_width, slm_nas_apply). Each forward runs
+ * the plan as it is; the backward gives gradients to what the plan used
+ * only (the first d_ff rows of gate/up, columns of down; the kept blocks)
+ * and marks it active. The optimizer skips everything else: no moment
+ * decay, no weight decay, no step count (PyTorch's semantics for a
+ * parameter whose grad is None, applied per MLP channel). */
+slm_status slm_trainable_new_elastic(slm_model *m, slm_trainable **out);
 void slm_trainable_free(slm_trainable *tv);
 void slm_trainable_zero_grad(slm_trainable *tv);
 /* Index of the tensor with that name, or -1. */
@@ -77,6 +97,9 @@ int slm_trainable_set_frozen(slm_trainable *tv, const char *prefix, bool frozen)
 /* SLM_ERR_STATE when the model's plan no longer matches the view (a block
  * dropped, narrowed or refactored after the view was made). */
 slm_status slm_trainable_check(const slm_trainable *tv);
+/* Elastic views: widens every tensor's active part to what the current
+ * plan uses (after slm_trainable_check). Nothing for a plain view. */
+void slm_trainable_mark_plan(slm_trainable *tv);
 
 /* ---- training context: forward and backward (forward_train.c, backward.c) ------------ */
 
@@ -289,6 +312,9 @@ const slm_optim_params *slm_optim_get_params(const slm_optim *o);
  * the step count the bias corrections use. */
 float *slm_optim_moment(slm_optim *o, int which);
 void slm_optim_set_steps(slm_optim *o, int64_t t);
+/* Elastic views: the step count of every unit (each tensor's units in view
+ * order; *n of them), which a checkpoint saves too. NULL (n 0) otherwise. */
+int64_t *slm_optim_unit_steps(slm_optim *o, int64_t *n);
 
 /* Linear warm-up then cosine decay to final_frac * peak:
  *   s < warmup:  lr = peak * (s + 1) / warmup

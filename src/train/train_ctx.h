@@ -16,6 +16,10 @@ struct slm_train_ctx {
     float *rope_bwd;         /* [T][Dh/2][2] (cos, -sin): the inverse rotation */
     int32_t *tokens;         /* [N] of the last forward */
     float **hidden;          /* [L+1] -> [N][D]; a dropped block's output aliases its input */
+    float **hidden_own;      /* [L+1] the buffers: [0] and each block the context has room for (else NULL);
+                                hidden[] is re-aliased by every forward, for the plan of that moment */
+    bool elastic;            /* the view is elastic: room for every block at full MLP width */
+    int *plan_ff;            /* [L] the plan of the last forward: each block's d_ff, 0 dropped */
     slm_block_acts *acts;    /* [L]: a kept block's own set, or all the one shared set */
     int shared_layer;        /* block whose activations the shared set holds (-1 none) */
     int last_kept;           /* index of the last kept block (-1: none) */

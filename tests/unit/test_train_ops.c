@@ -295,7 +295,7 @@ static void test_linear(bool lowrank) {
     if (lowrank) l->kind = SLM_LINEAR_LOWRANK, l->rank = R, l->a = fa, l->b = fb, l->ld_b = NI;
     else l->kind = SLM_LINEAR_DENSE, l->w = w, l->ld_w = NI;
     float *dx = malloc(sizeof(float) * N * NI), *tmp = malloc(sizeof(float) * N * R), *dtmp = malloc(sizeof(float) * N * R);
-    slm_linear_grads g = {calloc(NO * NI, 4), calloc(NO * R, 4), calloc(R * NI, 4), calloc(NO, 4)};
+    slm_linear_grads g = {calloc(NO * NI, 4), calloc(NO * R, 4), calloc(R * NI, 4), calloc(NO, 4), 0, 0};
     slm_linear_backward(l, &g, N, a.x, NI, a.c, NO, dx, NI, 0.0f, tmp, dtmp);
     fd_check(lowrank ? "low-rank dx" : "dense dx", lin_fwd, &a, a.x, N * NI, dx);
     if (lowrank) {
