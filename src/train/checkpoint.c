@@ -22,13 +22,20 @@
  *   112    4    u32 distillation terms (SLM_KD_*)
  *   116    4    u32 moment arrays (1 Lion, 2 AdamW)
  *   120    4    i32 blocks removed so far (gradual removal)
- *   124    132  zero
+ *   124    4    u32 flags: bit 0 elastic view (super-network training)
+ *   128    8    i64 units U (elastic: the view's n_units, else 0)
+ *   136    120  zero
  *   H      L    u8 per block: 1 kept, 0 dropped
  *   ...    112  per tensor: name[96] (NUL-padded), i32 rows, i32 cols, u8 frozen, 7 zero bytes
  *   ...    4F   f32 weights (the view's flat array, tensor i at its offset)
  *   ...    4F   f32 first moment (AdamW m, Lion momentum)
  *   ...    4F   f32 second moment (AdamW v; absent for Lion)
+ *   ...    8U   i64 per unit: optimizer steps it took part in (elastic only;
+ *                   a unit is a tensor, or one MLP channel of gate/up/down)
  *   end-8  8    u64 FNV-1a of every byte before it
+ * An elastic run's plan changes every step (set by the trainer's plan
+ * function from the step number), so its kept bytes record the plan of the
+ * last step and are not compared on resume.
  * Written to a temporary file and renamed (slm_atomic_*). A resume first
  * reads the whole file to check size and checksum, then compares every
  * setting with the running trainer, and only then overwrites its state.
@@ -54,6 +61,8 @@ typedef struct ck_header {
     int64_t n_floats;
     uint32_t kd_terms, n_moments;
     int32_t n_dropped;
+    uint32_t flags;
+    int64_t n_units;
 } ck_header;
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -89,6 +98,8 @@ static void header_pack(const ck_header *h, unsigned char *b) {
     put(b, 112, &h->kd_terms, 4);
     put(b, 116, &h->n_moments, 4);
     put(b, 120, &h->n_dropped, 4);
+    put(b, 124, &h->flags, 4);
+    put(b, 128, &h->n_units, 8);
 }
 
 static void header_unpack(const unsigned char *b, ck_header *h) {
@@ -110,6 +121,8 @@ static void header_unpack(const unsigned char *b, ck_header *h) {
     get(b, 112, &h->kd_terms, 4);
     get(b, 116, &h->n_moments, 4);
     get(b, 120, &h->n_dropped, 4);
+    get(b, 124, &h->flags, 4);
+    get(b, 128, &h->n_units, 8);
 }
 
 static ck_header trainer_header(const slm_trainer *tr) {
@@ -119,7 +132,8 @@ static ck_header trainer_header(const slm_trainer *tr) {
                        .T = tr->p.n_tok, .B = tr->p.n_seq, .M = tr->p.accum, .opt_kind = (int32_t)op->kind,
                        .opt_t = slm_optim_steps(tr->opt), .L = tr->student->cfg.n_layers,
                        .n_tensors = tr->tv->n_tensors, .n_floats = tr->tv->n_floats, .kd_terms = tr->p.kd.terms,
-                       .n_moments = op->kind == SLM_OPTIM_ADAMW ? 2u : 1u, .n_dropped = tr->n_dropped};
+                       .n_moments = op->kind == SLM_OPTIM_ADAMW ? 2u : 1u, .n_dropped = tr->n_dropped,
+                       .flags = tr->tv->elastic ? 1u : 0u, .n_units = tr->tv->elastic ? tr->tv->n_units : 0};
 }
 
 static void tensor_pack(const slm_train_tensor *t, unsigned char *b) {
@@ -162,6 +176,8 @@ slm_status slm_trainer_save(const slm_trainer *tr, const char *path) {
     const size_t bytes = sizeof(float) * (size_t)h.n_floats;
     if (!st) st = out_write(&o, tr->tv->t[0].w, bytes); /* the view's values are one array */
     for (uint32_t k = 0; k < h.n_moments && !st; k++) st = out_write(&o, slm_optim_moment(tr->opt, (int)k), bytes);
+    int64_t n_units = 0, *ut = slm_optim_unit_steps(tr->opt, &n_units);
+    if (!st && h.n_units) st = out_write(&o, ut, sizeof(int64_t) * (size_t)n_units);
     if (!st) st = slm_atomic_write(&o.af, &o.h, sizeof o.h);
     if (st) {
         slm_atomic_abort(&o.af);
@@ -217,6 +233,9 @@ static slm_status compare(const ck_header *c, const ck_header *r, const char *pa
     if (c->n_steps != r->n_steps) return DIFFER("a schedule of", "%lld steps", (long long)c->n_steps, (long long)r->n_steps);
     if (c->opt_kind != r->opt_kind) return DIFFER("optimizer", "%d", c->opt_kind, r->opt_kind);
     if (c->kd_terms != r->kd_terms) return DIFFER("distillation terms", "%u", c->kd_terms, r->kd_terms);
+    if (c->flags != r->flags || c->n_units != r->n_units)
+        return slm_fail(SLM_ERR_ARG, "%s: checkpoint of a %s run, this run is %s", path,
+                        c->flags & 1 ? "super-network (elastic)" : "plain", r->flags & 1 ? "super-network" : "plain");
     if (c->L != r->L || c->n_tensors != r->n_tensors || c->n_floats != r->n_floats)
         return slm_fail(SLM_ERR_ARG, "%s: checkpoint of another model shape (%d blocks, %d tensors, %lld parameters; "
                         "this run %d, %d, %lld)", path, c->L, c->n_tensors, (long long)c->n_floats, r->L, r->n_tensors,
@@ -247,12 +266,13 @@ slm_status slm_trainer_resume(slm_trainer *tr, const char *path) {
     if (!st) {
         header_unpack(hb, &c);
         if (c.L < 1 || c.L > (1 << 16) || c.n_tensors < 1 || c.n_tensors > (1 << 20) || c.n_floats < 1 ||
-            c.n_floats > ((int64_t)1 << 40) || c.n_moments < 1 || c.n_moments > 2)
+            c.n_floats > ((int64_t)1 << 40) || c.n_moments < 1 || c.n_moments > 2 || c.n_units < 0 ||
+            c.n_units > ((int64_t)1 << 32))
             st = slm_fail(SLM_ERR_FORMAT, "%s: checkpoint header out of range", path);
     }
     if (!st)
         st = verify(f, path, CK_HEADER + c.L + (int64_t)c.n_tensors * CK_TENSOR +
-                                 (int64_t)(1 + c.n_moments) * 4 * c.n_floats + 8);
+                                 (int64_t)(1 + c.n_moments) * 4 * c.n_floats + 8 * c.n_units + 8);
     if (!st) st = compare(&c, &r, path);
     if (!st && fseek(f, CK_HEADER, SEEK_SET) != 0) st = slm_fail(SLM_ERR_IO, "%s: cannot seek", path);
     /* removed blocks: a prefix of this run's removal order */
@@ -265,7 +285,7 @@ slm_status slm_trainer_resume(slm_trainer *tr, const char *path) {
     for (int i = 0; i < c.L && !st; i++) {
         bool removed = false;
         for (int k = 0; k < c.n_dropped; k++) removed = removed || tr->drop_order[k] == i;
-        if ((kept[i] != 0) != (tr->student->blocks[i].kept && !removed))
+        if (!tr->p.elastic && (kept[i] != 0) != (tr->student->blocks[i].kept && !removed))
             st = slm_fail(SLM_ERR_ARG, "%s: block %d is %s in the checkpoint; this run's plan and removal order "
                           "disagree (--drop, --strategy)", path, i, kept[i] ? "kept" : "dropped");
     }
@@ -289,6 +309,8 @@ slm_status slm_trainer_resume(slm_trainer *tr, const char *path) {
     const size_t bytes = sizeof(float) * (size_t)c.n_floats;
     if (!st) st = read_all(f, path, tr->tv->t[0].w, bytes, NULL);
     for (uint32_t k = 0; k < c.n_moments && !st; k++) st = read_all(f, path, slm_optim_moment(tr->opt, (int)k), bytes, NULL);
+    int64_t n_units = 0, *ut = slm_optim_unit_steps(tr->opt, &n_units);
+    if (!st && c.n_units) st = read_all(f, path, ut, sizeof(int64_t) * (size_t)n_units, NULL);
     fclose(f);
     while (!st && tr->n_dropped < c.n_dropped) st = slm_trainer_drop_next(tr);
     if (st) return st;

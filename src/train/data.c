@@ -228,6 +228,7 @@ slm_status slm_train_data_load(const slm_tokenizer *tok, const char *files, cons
 
 void slm_train_data_free(slm_train_data *d) {
     free(d->tokens);
+    free(d->labels);
     free(d->perm);
     memset(d, 0, sizeof *d);
 }
@@ -271,6 +272,10 @@ slm_status slm_train_data_window(slm_train_data *d, int64_t k, bool shuffled, in
     }
     const int32_t *p = d->tokens + w * d->ctx;
     memcpy(tokens, p, sizeof *tokens * (size_t)d->ctx);
+    if (d->labels) { /* one example per window, targets stored */
+        memcpy(targets, d->labels + w * d->ctx, sizeof *targets * (size_t)d->ctx);
+        return SLM_OK;
+    }
     memcpy(targets, p + 1, sizeof *targets * (size_t)d->ctx);
     return SLM_OK;
 }

@@ -64,6 +64,8 @@ static slm_status check_params(const slm_model *s, const slm_model *t, const slm
         if ((p->kd.terms & SLM_KD_HIDDEN) && !p->kd.src)
             return slm_fail(SLM_ERR_ARG, "train: homotopic KD needs the teacher block of each student block");
     }
+    if (p->elastic && p->n_drop > 0)
+        return slm_fail(SLM_ERR_ARG, "train: super-network training sets the plan every step: no gradual removal");
     if (p->n_drop > 0 && p->drop_every <= 0)
         return slm_fail(SLM_ERR_ARG, "train: gradual removal needs the tokens between removals");
     const int L = s->cfg.n_layers;
@@ -104,7 +106,7 @@ slm_status slm_trainer_new(slm_model *student, slm_model *teacher, slm_train_dat
         else memcpy(tr->src, p->kd.src, sizeof(int) * (size_t)L);
     }
     tr->p.kd.src = tr->src;
-    if (!st) st = slm_trainable_new(student, &tr->tv);
+    if (!st) st = p->elastic ? slm_trainable_new_elastic(student, &tr->tv) : slm_trainable_new(student, &tr->tv);
     for (int k = 0; !st && k < p->n_drop; k++) { /* to be removed: frozen from the start */
         char pre[48];
         snprintf(pre, sizeof pre, "model.layers.%d.", p->drop_order[k]);
@@ -157,7 +159,20 @@ slm_status slm_trainer_step(slm_trainer *tr, slm_step_stats *out) {
     }
     if (st) return st;
     const int B = p->n_seq, T = p->n_tok, M = p->accum;
-    const double denom = (double)B * T * M; /* every window position has a target */
+    double denom = (double)B * T * M; /* packed text: every window position has a target */
+    if (tr->data->labels) { /* instruction data: the response tokens of the whole batch */
+        int64_t n = 0;
+        for (int64_t k = 0; k < (int64_t)B * M && !st; k++) {
+            st = slm_train_data_window(tr->data, tr->cursor + k, true, tr->tok, tr->tgt);
+            for (int t = 0; t < T; t++) n += tr->tgt[t] >= 0;
+        }
+        denom = n > 0 ? (double)n : 1.0;
+    }
+    if (!st && p->plan) st = p->plan(p->plan_ud, tr->student, tr->step);
+    if (st) {
+        slm_error_prefix("train");
+        return st;
+    }
     out->lr = slm_lr_at(&tr->sched, tr->step);
     slm_trainable_zero_grad(tr->tv);
     for (int mi = 0; mi < M && !st; mi++) {

@@ -31,6 +31,11 @@ typedef struct slm_train_data {
     char source[512];  /* the files, for reports */
     int64_t *perm;     /* [n_windows] the order of epoch perm_epoch (cache) */
     int64_t perm_epoch;
+    /* instruction data (slm_train_data_load_alpaca): one example per window,
+     * tokens [n_windows][T] and their targets [n_windows][T], -1 where no
+     * loss is taken (the prompt, padding); NULL for packed text */
+    int32_t *labels;
+    int64_t n_truncated, n_skipped; /* examples cut at T + 1 tokens; dropped (prompt alone fills T) */
 } slm_train_data;
 
 /* files: paths separated by ',' (a directory stands for its *.txt and
@@ -43,6 +48,21 @@ typedef struct slm_train_data {
 slm_status slm_train_data_load(const slm_tokenizer *tok, const char *files, const char *data_dir, int ctx,
                                uint64_t seed, bool allow_eval, slm_train_data *out);
 void slm_train_data_free(slm_train_data *d);
+/* Instruction data in Alpaca format (data_alpaca.c): files (',' separated,
+ * relative ones also under data_dir) each a JSON array of objects, or JSON
+ * lines, with "instruction", "input" (may be empty or absent) and "output"
+ * strings. Items are numbered in file order; items [first, first + count)
+ * are taken (count <= 0: to the end), so one list splits into training and
+ * held-out parts. Each item is one window: the Stanford Alpaca prompt
+ * (slm_alpaca_prompt) with BOS when the tokenizer adds one, then the output
+ * and EOS; the loss is on the output and EOS only. Longer than T + 1 tokens:
+ * cut (counted); shorter: padded with EOS, no loss there. An item whose
+ * prompt alone fills T is left out (counted). */
+slm_status slm_train_data_load_alpaca(const slm_tokenizer *tok, const char *files, const char *data_dir, int ctx,
+                                      uint64_t seed, int64_t first, int64_t count, slm_train_data *out);
+/* The Stanford Alpaca template (tatsu-lab/stanford_alpaca, train.py
+ * PROMPT_DICT) for one item, into a malloc'd string the caller frees. */
+char *slm_alpaca_prompt(const char *instruction, const char *input);
 /* Tokens [T] and targets [T] of window number k of the training order:
  * epoch e = k / n_windows visits every window once, in a permutation drawn
  * from (seed, e) (shuffled), or in file order (not shuffled: validation). */
@@ -79,6 +99,13 @@ typedef struct slm_trainer_params {
     const int *drop_order;
     int n_drop;
     int64_t drop_every;
+    /* super-network training: the student gets an elastic view
+     * (slm_trainable_new_elastic) and plan(plan_ud, student, step) sets its
+     * plan before every step (a function of the step only, so a resumed run
+     * sees the same plans); no gradual removal then */
+    bool elastic;
+    slm_status (*plan)(void *ud, slm_model *m, int64_t step);
+    void *plan_ud;
 } slm_trainer_params;
 slm_trainer_params slm_trainer_default_params(void);
 
