@@ -829,6 +829,7 @@ int slm_cmd_nas(int argc, char **argv) {
         int (*run)(int, char **);
         const char *summary;
     } subs[] = {
+        {"finetune", slm_cmd_nas_finetune, "fine-tune the super-network (full / random sub-network alternating) on Alpaca data"},
         {"search", cmd_search, "LINAS / random search for the Pareto front of size or throughput vs accuracy"},
         {"extract", cmd_extract, "write one sub-network as a standalone GGUF or safetensors model"},
         {"eval", cmd_eval, "evaluate given sub-networks, MLP channels as stored and/or in importance order"},

@@ -22,6 +22,7 @@ int slm_cmd_rom(int argc, char **argv);
 int slm_cmd_prune(int argc, char **argv);
 int slm_cmd_quantize(int argc, char **argv);
 int slm_cmd_nas(int argc, char **argv);
+int slm_cmd_nas_finetune(int argc, char **argv); /* cmd_nas_finetune.c */
 int slm_cmd_train(int argc, char **argv);
 
 /* Prints "error: <slm_last_error()>" and returns the CLI's failure status 1. */
