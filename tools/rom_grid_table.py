@@ -23,6 +23,25 @@ def load(path):
         return None
 
 
+def zero_shot_cells(ev):
+    """The six tasks' accuracies and their average (with its standard
+    error), in percent, as table cells; blanks where a result is missing."""
+    if not ev:
+        return [""] * (len(TASKS) + 1)
+    accs = []
+    for t, metric in TASKS:
+        r = ev["results"].get(t)
+        accs.append((r[metric + ",none"], r[metric + "_stderr,none"]) if r else None)
+    cells = ["%.1f" % (100 * a[0]) if a else "" for a in accs]
+    if all(accs):
+        avg = sum(a[0] for a in accs) / len(accs)
+        se = math.sqrt(sum(a[1] ** 2 for a in accs)) / len(accs)
+        cells.append("**%.1f** ± %.1f" % (100 * avg, 100 * se))
+    else:
+        cells.append("")
+    return cells
+
+
 def row(work, name, label, model_json=None):
     ppl = load(os.path.join(work, name.replace("-abl", "") + ".ppl.json"))
     ev = load(os.path.join(work, name + ".eval.json"))
@@ -37,24 +56,7 @@ def row(work, name, label, model_json=None):
     else:
         cells += ["", "", ""]
     cells.append("%.2f ± %.2f" % (ppl["ppl"], ppl["stderr"]) if ppl else "")
-    if ev:
-        accs, n = [], None
-        for t, metric in TASKS:
-            r = ev["results"].get(t)
-            if r is None:
-                accs.append(None)
-                continue
-            accs.append((r[metric + ",none"], r[metric + "_stderr,none"]))
-            n = r["n_samples"] if n is None else min(n, r["n_samples"])
-        cells += ["%.1f" % (100 * a[0]) if a else "" for a in accs]
-        if all(accs):
-            avg = sum(a[0] for a in accs) / len(accs)
-            se = math.sqrt(sum(a[1] ** 2 for a in accs)) / len(accs)
-            cells.append("**%.1f** ± %.1f" % (100 * avg, 100 * se))
-        else:
-            cells.append("")
-    else:
-        cells += [""] * 7
+    cells += zero_shot_cells(ev)
     return "| " + " | ".join(cells) + " |"
 
 
