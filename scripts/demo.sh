@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # The main job on the default model (README's first command): installs what
-# it needs, builds slimlm, fetches SmolLM2-135M-Instruct, compresses it with
-# LLM-ROM (training-free, layerwise PCA) and shows what that cost: #params,
-# #MACs and wikitext-2 perplexity (llama.cpp protocol, ctx 512) before and
-# after. Settings through the environment:
-#   BUDGET (0.95: overall parameter fraction), BLOCKS (4: compress the last
-#   N blocks), CALIB_BATCH (64 sequences of 128 tokens from a public-domain
-#   book), CHUNKS (40 ppl chunks; 0 = the whole test set), OUT (work dir).
+# it needs, builds slimlm, fetches SmolLM2-135M-Instruct and compresses it
+# the ways that cost least today, then shows what each cost side by side:
+# #params, #MACs/token, weight bytes held, wikitext-2 perplexity (llama.cpp
+# protocol, ctx 512) and decode speed, against the original in fp32.
+#   1. INT8 (per-channel weights, per-token activations, LLM.int8 outlier
+#      columns in fp32; docs/int8.md): 2-3x fewer bytes, 3x faster decode;
+#   2. LLM-ROM (training-free layerwise PCA; docs/rom.md) on the last blocks;
+#   3. both: the ROM model quantised.
+# Settings through the environment: BUDGET (0.95: ROM's overall parameter
+# fraction), BLOCKS (4: ROM on the last N blocks), CALIB_BATCH (64 sequences
+# of 128 tokens from a public-domain book), INT8_FLAGS (extra `slimlm
+# quantize` options), CHUNKS (40 ppl chunks; 0 = the whole test set), OUT
+# (work dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 model=$(./scripts/fetch-model.sh)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" --target slimlm
+cmake --build build -j "$(nproc)" --target slimlm bench_forward
 data="${SLM_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 budget=${BUDGET:-0.95}
 blocks=${BLOCKS:-4}
@@ -21,35 +27,56 @@ chunks=${CHUNKS:-40}
 out=${OUT:-/tmp/slimlm-demo}
 threads=$(nproc)
 mkdir -p "$out"
-compressed="$out/SmolLM2-135M-rom-$budget.gguf"
+rom="$out/SmolLM2-135M-rom-$budget.gguf"
+int8="$out/SmolLM2-135M-int8.gguf"
+rom_int8="$out/SmolLM2-135M-rom-$budget-int8.gguf"
 text="$data/wikitext-2-raw/wiki.test.raw"
 ppl_args=(--data "$text" --ctx 512 --threads "$threads" -q)
 [ "$chunks" -gt 0 ] && ppl_args+=(--chunks "$chunks")
+# shellcheck disable=SC2206
+int8_flags=(${INT8_FLAGS:-})
 
 echo "== the model"
 ./build/slimlm info "$model" | head -n 9
 echo
-echo "== compress: LLM-ROM, last $blocks blocks, overall budget $budget, $batch x 128 calibration tokens (Jane Austen, Emma)"
+echo "== INT8: per-channel weights, per-token activations, outlier columns in fp32 (LLM.int8)"
+./build/slimlm quantize "$model" --int8 "${int8_flags[@]}" --data-dir "$data" --threads "$threads" -q \
+  --output "$out/int8.json" -o "$int8"
+echo "== LLM-ROM: last $blocks blocks, overall budget $budget, $batch x 128 calibration tokens (Jane Austen, Emma)"
 ./build/slimlm rom "$model" --method rom --budget "$budget" --blocks "last:$blocks" --batch "$batch" --seqlen 128 \
-  --calib "text:$data/corpus/gutenberg-nltk/austen-emma.txt" --data-dir "$data" --threads "$threads" \
-  --output "$out/rom.json" -o "$compressed"
+  --calib "text:$data/corpus/gutenberg-nltk/austen-emma.txt" --data-dir "$data" --threads "$threads" -q \
+  --output "$out/rom.json" -o "$rom"
+echo "== LLM-ROM, then INT8"
+./build/slimlm quantize "$rom" --int8 "${int8_flags[@]}" --data-dir "$data" --threads "$threads" -q -o "$rom_int8"
 echo
-echo "== what it cost (wikitext-2 test, llama.cpp protocol, ctx 512${chunks:+, first $chunks chunks})"
-# The original is computed in fp32 (--dequantize) like the compressed model, so
-# the difference is the compression's alone.
-./build/slimlm ppl "$model" --dequantize "${ppl_args[@]}" --output "$out/ppl-original.json" | tail -n 2
-./build/slimlm ppl "$compressed" "${ppl_args[@]}" --output "$out/ppl-compressed.json" | tail -n 2
-python3 - "$out" "$model" "$compressed" <<'EOF'
+echo "== what it cost (wikitext-2 test, llama.cpp protocol, ctx 512${chunks:+, first $chunks chunks}; decode: 64 tokens, $threads threads)"
+# The original is computed in fp32 (--dequantize) like the compressed models,
+# so each difference is the compression's alone.
+./build/slimlm ppl "$model" --dequantize "${ppl_args[@]}" --output "$out/ppl-original.json" > /dev/null
+for m in int8 rom rom_int8; do
+  ./build/slimlm ppl "${!m}" "${ppl_args[@]}" --output "$out/ppl-$m.json" > /dev/null
+done
+python3 - "$out" "$model" "$int8" "$rom" "$rom_int8" "$threads" <<'PY'
 import json, subprocess, sys
-out, orig, comp = sys.argv[1:4]
+out, orig, int8, rom, rom_int8, threads = sys.argv[1:7]
 def info(p):
     return json.loads(subprocess.check_output(["./build/slimlm", "info", p, "--json"]))
-def ppl(name):
-    return json.load(open(f"{out}/ppl-{name}.json"))["ppl"]
-a, b = info(orig), info(comp)
-pa, pb = ppl("original"), ppl("compressed")
-print(f"\n{'model':<28}{'#params':>14}{'#MACs/token':>14}{'PPL':>10}")
-print(f"{'SmolLM2-135M-Instruct':<28}{a['n_params']/1e6:>13.2f}M{a['macs_per_token']/1e6:>13.2f}M{pa:>10.3f}")
-print(f"{'+ LLM-ROM':<28}{b['n_params']/1e6:>13.2f}M{b['macs_per_token']/1e6:>13.2f}M{pb:>10.3f}")
-print(f"{'change':<28}{100*(b['n_params']/a['n_params']-1):>13.1f}%{100*(b['macs_per_token']/a['macs_per_token']-1):>13.1f}%{100*(pb/pa-1):>9.1f}%")
-EOF
+def decode(p):
+    # bench_forward computes the original in fp32 (its Q4_1 file dequantised).
+    r = subprocess.check_output(["./build/bench/bench_forward", p, "--threads", threads, "--prefill", "16",
+                                 "--decode", "64", "--reps", "2", "--json"], stderr=subprocess.DEVNULL)
+    return json.loads(r.decode().strip().splitlines()[-1])
+rows = [("SmolLM2-135M-Instruct (fp32)", orig, "original"), ("+ INT8", int8, "int8"),
+        ("+ LLM-ROM", rom, "rom"), ("+ LLM-ROM + INT8", rom_int8, "rom_int8")]
+base = None
+print(f"\n{'model':<30}{'#params':>11}{'#MACs/tok':>11}{'weights':>12}{'PPL':>9}{'PPL vs orig':>13}{'decode tok/s':>19}")
+for label, path, name in rows:
+    i = info(path)
+    ppl = json.load(open(f"{out}/ppl-{name}.json"))["ppl"]
+    b = decode(path)
+    mib, tps = b["weight_mib"], b["decode_tok_s"]
+    if base is None:
+        base = (ppl, mib, tps)
+    print(f"{label:<30}{i['n_params']/1e6:>10.2f}M{i['macs_per_token']/1e6:>10.2f}M{mib:>8.0f} MiB{ppl:>9.3f}"
+          f"{100*(ppl/base[0]-1):>+12.1f}%{tps:>10.1f} ({tps/base[2]:.2f}x)")
+PY
