@@ -39,24 +39,30 @@ ev() { # name model limit [flags]
     > "$n.eval.log" 2>&1 || echo "error: $n: eval failed (see $W/$n.eval.log)" >&2
 }
 
-if [ "$stage" != eval ]; then
-  ppl orig "$M" --dequantize
-  for bud in 0.8 0.9 0.5; do rom rom-$bud --method rom --budget $bud; done
-  for bud in 0.8 0.9 0.5; do
-    read -r blk mb <<< "$(plan rom-$bud)"
-    for meth in svd-llm svd; do rom $meth-$bud --method $meth --blocks "$blk" --module-budget "$mb"; done
-  done
+# Model by model (compress, perplexity, zero-shot), so that an interrupted
+# run leaves whole rows: the main grid first, then the ablations. STAGE
+# compress skips the zero-shot runs, STAGE eval the compressions.
+one() { # name limit rom-args...
+  local n=$1 lim=$2; shift 2
+  [ "$stage" = eval ] || rom "$n" "$@" || return 0
+  [ "$stage" = compress ] || [ ! -s "$n.gguf" ] || ev "$n" "$n.gguf" "$lim"
+}
+ppl orig "$M" --dequantize
+[ "$stage" = compress ] || ev orig "$M" "${LIMIT:-500}" --dequantize
+for bud in 0.8 0.9 0.5; do
+  one rom-$bud "${LIMIT:-500}" --method rom --budget $bud
+  [ -s rom-$bud.json ] || continue
+  read -r blk mb <<< "$(plan rom-$bud)"
+  for meth in svd-llm svd; do one $meth-$bud "${LIMIT:-500}" --method $meth --blocks "$blk" --module-budget "$mb"; done
+done
+if [ -s rom-0.8.json ]; then
   read -r blk mb <<< "$(plan rom-0.8)"
-  for b in 32 128; do rom abl-batch$b --method rom --blocks "$blk" --module-budget "$mb" --batch $b; done
-  for s in 32 64; do rom abl-seq$s --method rom --blocks "$blk" --module-budget "$mb" --seqlen $s; done
-  rom abl-arcc --method rom --blocks "$blk" --module-budget "$mb" --calib task:arc_challenge
-  rom abl-text --method rom --blocks "$blk" --module-budget "$mb" --calib text:corpus/gutenberg-nltk/austen-emma.txt
-fi
-if [ "$stage" != compress ]; then
-  ev orig "$M" "${LIMIT:-500}" --dequantize
-  for bud in 0.8 0.9 0.5; do for meth in rom svd-llm svd; do ev $meth-$bud $meth-$bud.gguf "${LIMIT:-500}"; done; done
-  for a in abl-batch32 abl-batch128 abl-seq32 abl-seq64 abl-arcc abl-text; do ev $a $a.gguf "${ABL_LIMIT:-200}"; done
-  ev orig-abl "$M" "${ABL_LIMIT:-200}" --dequantize
-  ev rom-0.8-abl rom-0.8.gguf "${ABL_LIMIT:-200}"
+  [ "$stage" = compress ] || ev orig-abl "$M" "${ABL_LIMIT:-200}" --dequantize
+  [ "$stage" = compress ] || ev rom-0.8-abl rom-0.8.gguf "${ABL_LIMIT:-200}"
+  for b in 32 128; do one abl-batch$b "${ABL_LIMIT:-200}" --method rom --blocks "$blk" --module-budget "$mb" --batch $b; done
+  for s in 32 64; do one abl-seq$s "${ABL_LIMIT:-200}" --method rom --blocks "$blk" --module-budget "$mb" --seqlen $s; done
+  one abl-arcc "${ABL_LIMIT:-200}" --method rom --blocks "$blk" --module-budget "$mb" --calib task:arc_challenge
+  one abl-text "${ABL_LIMIT:-200}" --method rom --blocks "$blk" --module-budget "$mb" \
+    --calib text:corpus/gutenberg-nltk/austen-emma.txt
 fi
 python3 "$root/tools/rom_grid_table.py" "$W"
