@@ -37,6 +37,7 @@ static void print_report(const slm_model *m, const slm_quant_params *p, const sl
         printf("kept %d of %d block-input columns over the threshold, %d in low-rank intermediates, %d/%d at the lm head\n",
                total, above, r->lowrank_outliers, r->lm_head_outliers, r->lm_head_above);
     }
+    if (p->act_group > 0) printf("activations: per token and %d columns\n", p->act_group);
     printf("int8: %d linears%s; weights %.1f MiB -> %.1f MiB (%.2fx smaller), %.3f bytes/parameter, %.1f s\n",
            r->n_linears, p->lm_head ? " (lm head included)" : "", (double)r->bytes_before / 1048576.0,
            (double)r->bytes_after / 1048576.0, (double)r->bytes_before / (double)r->bytes_after,
@@ -48,6 +49,7 @@ static cJSON *report_json(const slm_quant_params *p, const slm_quant_report *r, 
     cJSON_AddStringToObject(j, "scheme", "int8");
     cJSON_AddNumberToObject(j, "outlier_threshold", p->outlier_threshold);
     cJSON_AddNumberToObject(j, "max_outlier_frac", p->max_outlier_frac);
+    cJSON_AddNumberToObject(j, "act_group", p->act_group);
     cJSON_AddBoolToObject(j, "lm_head_int8", p->lm_head);
     cJSON_AddBoolToObject(j, "embedding_f16", p->embd_f16);
     if (cal->tokens) {
@@ -91,6 +93,8 @@ int slm_cmd_quantize(int argc, char **argv) {
          "keep input columns whose calibration |x| exceeds T in fp32 (LLM.int8); 0: none"},
         {"max-outliers", 0, SLM_OPT_FLOAT, &qp.max_outlier_frac, "F",
          "at most this fraction of an input's columns (the largest) stay fp32"},
+        {"act-group", 0, SLM_OPT_INT, &qp.act_group, "G",
+         "quantise activations per token and G input columns (32, 64, 128, ...: a multiple of 32); 0: per token"},
         {"keep-lm-head", 0, SLM_OPT_FLAG, &keep_head, NULL, "leave the lm head in float"},
         {"embd", 0, SLM_OPT_STRING, &embd, "TYPE", "token embedding values: f16 or f32"},
         {"gguf-q8_0", 0, SLM_OPT_STRING, &q8_path, "FILE", "also write the source model as GGUF Q8_0 (llama.cpp)"},
@@ -116,6 +120,9 @@ int slm_cmd_quantize(int argc, char **argv) {
         st = slm_fail(SLM_ERR_ARG, "quantize: --outlier-threshold must be >= 0");
     else if (!(qp.max_outlier_frac >= 0.0f && qp.max_outlier_frac <= 1.0f))
         st = slm_fail(SLM_ERR_ARG, "quantize: --max-outliers must be in [0, 1]");
+    else if (qp.act_group != 0 && (qp.act_group < 32 || qp.act_group > 1024 || qp.act_group % 32))
+        st = slm_fail(SLM_ERR_ARG, "quantize: --act-group must be 0 or a multiple of 32 in [32, 1024], not %d",
+                      qp.act_group);
     if (st) {
         free(pos);
         return slm_cli_report(st);

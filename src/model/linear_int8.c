@@ -2,9 +2,11 @@
  * forward product.
  *
  * One product y = beta y + x W^T over T rows (legend: K = n_in rounded up
- * to SLM_I8_KALIGN, n_o = outlier columns below n_in):
- *   1. quantise x per row into the scratch: xq [T][K] int8, xs [T] scales,
- *      xo [T][n_o] the outlier columns' fp32 values
+ * to SLM_I8_KALIGN, n_o = outlier columns below n_in, n_g = scales per
+ * row: 1, or ceil(K / G) with the matrix's activation group G):
+ *   1. quantise x per row (or per row and group) into the scratch: xq
+ *      [T][K] int8, xs [T][n_g] scales, xo [T][n_o] the outlier columns'
+ *      fp32 values
  *   2. the int8 GEMM (kernels/cpu/int8.h, the kernel this CPU runs best):
  *      decode (T = 1): OpenMP splits the rows evenly between threads;
  *      prefill: OpenMP over tiles of TILE_ROWS rows x TILE_TOKS tokens, so
@@ -159,6 +161,34 @@ int64_t slm_i8_matrix_bytes(const slm_i8_matrix *q) {
            4 * (int64_t)q->rows * q->n_outl;
 }
 
+static void set_group(const slm_i8_matrix *q, int G) {
+    if (q) ((slm_i8_matrix *)q)->act_group = G; /* owned by the model (matrix_alloc), const only to readers */
+}
+
+slm_status slm_model_set_int8_act_group(slm_model *m, int G) {
+    if (G != 0 && !slm_i8_group_ok(G))
+        return slm_fail(SLM_ERR_ARG, "int8 activation group %d: 0 or a multiple of 32 in [32, 1024] expected", G);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int p = 0; p < SLM_PROJ_COUNT; p++) {
+            const slm_linear *lin = &m->blocks[l].lin[p];
+            if (lin->kind != SLM_LINEAR_INT8) continue;
+            set_group(lin->i8[0], G);
+            set_group(lin->i8[1], G);
+        }
+    if (m->lm_head_q.kind == SLM_LINEAR_INT8) set_group(m->lm_head_q.i8[0], G);
+    return SLM_OK;
+}
+
+int slm_model_int8_act_group(const slm_model *m) {
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int p = 0; p < SLM_PROJ_COUNT; p++) {
+            const slm_linear *lin = &m->blocks[l].lin[p];
+            if (m->blocks[l].kept && lin->kind == SLM_LINEAR_INT8 && lin->i8[0]) return lin->i8[0]->act_group;
+        }
+    if (m->lm_head_q.kind == SLM_LINEAR_INT8 && m->lm_head_q.i8[0]) return m->lm_head_q.i8[0]->act_group;
+    return 0;
+}
+
 /* ---- the linear kind ------------------------------------------------------------- */
 
 slm_status slm_linear_set_int8(slm_linear *l, const slm_i8_matrix *w, const slm_i8_matrix *a, int n_out, int n_in) {
@@ -195,9 +225,15 @@ static int outliers_below(const slm_i8_matrix *q, int n) {
     return j;
 }
 
+/* Activation scales per token row of a product with K inner columns. */
+static int scales_per_row(const slm_i8_matrix *q, int K) {
+    return q->act_group > 0 ? (K + q->act_group - 1) / q->act_group : 1;
+}
+
 /* Scratch bytes of one product with n_in inputs over T rows. */
 static int64_t product_bytes(const slm_i8_matrix *q, int n_in, int T) {
-    return round_up((int64_t)T * round_up(n_in, SLM_I8_KALIGN), 64) + round_up(4 * (int64_t)T, 64) +
+    const int K = (int)round_up(n_in, SLM_I8_KALIGN);
+    return round_up((int64_t)T * K, 64) + round_up(4 * (int64_t)T * scales_per_row(q, K), 64) +
            round_up(4 * (int64_t)T * outliers_below(q, n_in), 64);
 }
 
@@ -207,7 +243,7 @@ static void gemm_block(slm_i8_gemm_fn fn, const slm_i8_gemm *g, int t0, int t1, 
     b.T = t1 - t0;
     b.N = o1 - o0;
     b.a = g->a + (int64_t)t0 * g->lda;
-    b.a_scale = g->a_scale + t0;
+    b.a_scale = g->a_scale + (g->group > 0 ? (int64_t)t0 * g->lds : t0);
     b.w = g->w + (int64_t)o0 * g->ldw;
     b.w_scale = g->w_scale + o0;
     b.y = g->y + (int64_t)t0 * g->ldy + o0;
@@ -218,18 +254,20 @@ static void gemm_block(slm_i8_gemm_fn fn, const slm_i8_gemm *g, int t0, int t1, 
 static void product(const slm_i8_matrix *q, int n_out, int n_in, int T, const float *x, int64_t ldx, float *y,
                     int64_t ldy, float beta, uint8_t *tmp) {
     const int K = (int)round_up(n_in, SLM_I8_KALIGN), n_o = outliers_below(q, n_in);
+    const int G = q->act_group, n_g = scales_per_row(q, K);
     int8_t *xq = (int8_t *)tmp;
     float *xs = (float *)(tmp + round_up((int64_t)T * K, 64));
-    float *xo = (float *)((uint8_t *)xs + round_up(4 * (int64_t)T, 64));
+    float *xo = (float *)((uint8_t *)xs + round_up(4 * (int64_t)T * n_g, 64));
 #pragma omp parallel for if (T > 1) schedule(static)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * ldx;
-        slm_i8_quantize_rows(1, xt, ldx, n_in, q->outl_idx, n_o, K, xq + (int64_t)t * K, K, xs + t);
+        slm_i8_quantize_groups(1, xt, ldx, n_in, q->outl_idx, n_o, K, G, xq + (int64_t)t * K, K, xs + (int64_t)t * n_g,
+                               n_g);
         for (int j = 0; j < n_o; j++) xo[(int64_t)t * n_o + j] = xt[q->outl_idx[j]];
     }
-    const slm_i8_gemm_fn fn = slm_i8_gemm_get(slm_i8_isa_best());
+    const slm_i8_gemm_fn fn = slm_i8_gemm_for(G);
     const slm_i8_gemm g = {.T = T, .N = n_out, .K = K, .a = xq, .lda = K, .a_scale = xs, .w = q->q, .ldw = q->ld,
-                           .w_scale = q->scale, .y = y, .ldy = ldy, .beta = beta};
+                           .w_scale = q->scale, .y = y, .ldy = ldy, .beta = beta, .group = G, .lds = n_g};
     if (T == 1) {
         /* decode: each thread one contiguous run of rows (multiples of 4) */
 #pragma omp parallel if (n_out >= 256)

@@ -35,6 +35,9 @@ typedef struct slm_i8_matrix {
     int n_outl;
     const int32_t *outl_idx;  /* [n_outl] ascending columns kept in fp32 */
     const float *outl_w;      /* [rows][n_outl] their weights */
+    int act_group;            /* how the activations this matrix multiplies are quantised:
+                                 0 one scale per token, G one per token and G columns
+                                 (kernels/cpu/int8.h); the weights are the same either way */
 } slm_i8_matrix;
 
 /* ---- matrices ------------------------------------------------------------------ */
@@ -58,6 +61,13 @@ slm_status slm_i8_matrix_from_parts(slm_model *m, const int8_t *q, int64_t ldq, 
 void slm_i8_matrix_dequantize(const slm_i8_matrix *q, float *w, int64_t ldw);
 /* Bytes held: int8 values (cols per row, unpadded), scales, outlier indices and weights. */
 int64_t slm_i8_matrix_bytes(const slm_i8_matrix *q);
+
+/* Sets the activation group G (0, or slm_i8_group_ok) of every int8 matrix
+ * of m (block linears, low-rank factors, the lm head). The matrices are
+ * m's own, so this is their one mutation after creation. */
+slm_status slm_model_set_int8_act_group(slm_model *m, int G);
+/* The activation group of m's int8 matrices (0 when per token or none). */
+int slm_model_int8_act_group(const slm_model *m);
 
 /* ---- the linear kind ------------------------------------------------------------- */
 

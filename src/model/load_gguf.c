@@ -24,6 +24,12 @@
  * <P>.i8.outlier.weight (F32 [n, rows]), for P = blk.N.<proj>,
  * blk.N.<proj>.lr_a / .lr_b (low-rank factors) or output (the lm head);
  * they always load as INT8 linears, whatever keep_quantized says.
+ *   slimlm.int8.act_group  (u32, optional) G > 0: the int8 linears quantise
+ *                          their activations per token and G columns
+ *                          (docs/int8.md); needs int8 linears in the file
+ *   slimlm.format_version  1, or 2 when slimlm.int8.act_group is set;
+ *                          newer versions are refused (written by a newer
+ *                          slimlm whose meaning this reader cannot honour)
  */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/gguf.h"
@@ -362,6 +368,38 @@ static slm_status load_tensors(loader *ld) {
     return SLM_OK;
 }
 
+/* slimlm.format_version, checked before the tensors so that a newer
+ * file is refused for what it is rather than for a tensor it names. */
+enum { FORMAT_VERSION_MAX = 2 };
+static slm_status check_version(const loader *ld) {
+    int64_t v;
+    if (slm_gguf_find(ld->g, "slimlm.format_version")) {
+        if (!slm_gguf_get_i64(ld->g, "slimlm.format_version", &v))
+            return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.format_version' is not an integer", ld->path);
+        if (v < 1 || v > FORMAT_VERSION_MAX)
+            return slm_fail(SLM_ERR_UNSUPPORTED, "%s: slimlm format version %lld, this slimlm reads up to %d (upgrade it)",
+                            ld->path, (long long)v, (int)FORMAT_VERSION_MAX);
+    }
+    return SLM_OK;
+}
+
+/* slimlm.int8.act_group, after the tensors: it applies to the int8 linears. */
+static slm_status read_act_group(loader *ld) {
+    int64_t v;
+    if (!slm_gguf_find(ld->g, "slimlm.int8.act_group")) return SLM_OK;
+    if (!slm_gguf_get_i64(ld->g, "slimlm.int8.act_group", &v))
+        return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.act_group' is not an integer", ld->path);
+    if (v != 0 && (v < 32 || v > 1024 || v % 32))
+        return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.act_group' = %lld (0 or a multiple of 32 in [32, 1024] expected)",
+                        ld->path, (long long)v);
+    bool any = ld->m->lm_head_q.kind == SLM_LINEAR_INT8;
+    for (int l = 0; l < ld->m->cfg.n_layers && !any; l++)
+        for (int q = 0; q < SLM_PROJ_COUNT; q++) any = any || ld->m->blocks[l].lin[q].kind == SLM_LINEAR_INT8;
+    if (v && !any)
+        return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.act_group' is set but the file has no int8 linears", ld->path);
+    return slm_model_set_int8_act_group(ld->m, (int)v);
+}
+
 /* slimlm.feed_forward_length: the true MLP widths of blocks that were
  * zero-padded to the file's width (model/save_gguf.c). */
 static slm_status apply_true_widths(loader *ld) {
@@ -410,7 +448,9 @@ slm_status slm_model_load_gguf(const char *path, const slm_load_params *p, slm_m
         m->src_file_bytes = (int64_t)ld.g->file.size;
         count_types(&ld);
     }
+    if (!st) st = check_version(&ld);
     if (!st) st = load_tensors(&ld);
+    if (!st) st = read_act_group(&ld);
     if (!st) st = apply_true_widths(&ld);
     if (!st && p->load_tokenizer) st = slm_tokenizer_load_gguf(ld.g, path, &ld.m->tok);
     /* the model keeps the mapping (F32 tensors point into it) */

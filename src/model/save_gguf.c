@@ -339,7 +339,12 @@ static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const i
      * one they still keep the config's special ids */
     if (c->bos_id >= 0) SET(slm_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id));
     if (c->eos_id >= 0) SET(slm_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id));
-    SET(slm_gguf_set_u32(w, "slimlm.format_version", 1));
+    /* version 2: the int8 linears need grouped activation scales to be
+     * computed as made (readers before it ignore the key and quantise per
+     * token: the same weights, a coarser product; docs/int8.md) */
+    const int act_group = s->type == SLM_DTYPE_I8 ? slm_model_int8_act_group(m) : 0;
+    SET(slm_gguf_set_u32(w, "slimlm.format_version", act_group > 0 ? 2 : 1));
+    if (act_group > 0) SET(slm_gguf_set_u32(w, "slimlm.int8.act_group", (uint32_t)act_group));
     if (n_kept != c->n_layers) SET(slm_gguf_set_arr(w, "slimlm.source_blocks", SLM_GGUF_INT32, src_blocks, (uint64_t)n_kept));
     if (lowrank) SET(slm_gguf_set_bool(w, "slimlm.lowrank", true));
     if (s->type == SLM_DTYPE_I8) SET(slm_gguf_set_bool(w, "slimlm.int8", true));

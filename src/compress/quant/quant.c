@@ -11,6 +11,7 @@
  * the threshold kept in fp32.
  */
 #include "compress/quant/quant.h"
+#include "kernels/cpu/int8.h"
 #include "kernels/cpu/kernels.h"
 #include "model/linear_int8.h"
 
@@ -240,6 +241,9 @@ slm_status slm_quant_int8(slm_model *m, const slm_quant_params *p, const slm_cal
     if (!rep->outliers || !rep->above) return SLM_ERR_NOMEM;
     if (!(p->max_outlier_frac >= 0.0f && p->max_outlier_frac <= 1.0f))
         return slm_fail(SLM_ERR_ARG, "quantize: outlier fraction %g out of range [0, 1]", (double)p->max_outlier_frac);
+    if (p->act_group != 0 && !slm_i8_group_ok(p->act_group))
+        return slm_fail(SLM_ERR_ARG, "quantize: activation group %d: 0 or a multiple of 32 in [32, 1024] expected",
+                        p->act_group);
     rep->bytes_before = slm_model_get_stats(m, 1).weight_bytes;
 
     absmax_stats s;
@@ -289,6 +293,7 @@ slm_status slm_quant_int8(slm_model *m, const slm_quant_params *p, const slm_cal
         if (!e || !h) st = SLM_ERR_NOMEM;
         else m->tok_embd = e, m->lm_head = h;
     }
+    if (!st) st = slm_model_set_int8_act_group(m, p->act_group);
     if (!st) st = slm_model_validate(m);
     rep->bytes_after = slm_model_get_stats(m, 1).weight_bytes;
     rep->seconds = slm_time_now() - t0;

@@ -30,10 +30,13 @@ typedef struct slm_quant_params {
     bool lm_head;            /* quantise the lm head too (the embedding lookup stays float) */
     bool embd_f16;           /* round the token embedding (and an untied fp32 lm head) to fp16
                                 values, so an int8 GGUF stores them in half the bytes, losslessly */
+    int act_group;           /* 0: activations quantised per token; G (multiple of 32 in
+                                [32, 1024]): per token and G input columns, each group its own
+                                absmax scale (docs/int8.md "Grouped activations") */
     bool quiet;              /* no progress bar */
 } slm_quant_params;
 /* Threshold 6.0 (bitsandbytes' llm_int8_threshold), at most 2% of an
- * input's columns, lm head quantised, fp16 embedding. */
+ * input's columns, lm head quantised, fp16 embedding, per-token activations. */
 slm_quant_params slm_quant_default_params(void);
 
 typedef struct slm_quant_report {

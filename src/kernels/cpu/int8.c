@@ -9,7 +9,32 @@
 
 /* ---- references ------------------------------------------------------------ */
 
+/* Grouped product (int8.h): 8 lanes of int32 per group, folded into 8
+ * float lanes with one fma per group, then slm_i8_lanes_sum. */
+static void gemm_ref_grouped(const slm_i8_gemm *g) {
+    const int G = g->group;
+    for (int t = 0; t < g->T; t++) {
+        const int8_t *a = g->a + (int64_t)t * g->lda;
+        const float *as = g->a_scale + (int64_t)t * g->lds;
+        for (int o = 0; o < g->N; o++) {
+            const int8_t *w = g->w + (int64_t)o * g->ldw;
+            float f[8] = {0};
+            for (int k0 = 0, j = 0; k0 < g->K; k0 += G, j++) {
+                const int k1 = k0 + G < g->K ? k0 + G : g->K;
+                int32_t c[8] = {0};
+                for (int k = k0; k < k1; k++) c[(k >> 2) & 7] += (int32_t)a[k] * (int32_t)w[k];
+                for (int l = 0; l < 8; l++) f[l] = fmaf((float)c[l], as[j], f[l]);
+            }
+            slm_i8_store_grouped(g, t, o, slm_i8_lanes_sum(f));
+        }
+    }
+}
+
 void slm_i8_gemm_ref(const slm_i8_gemm *g) {
+    if (g->group > 0) {
+        gemm_ref_grouped(g);
+        return;
+    }
     for (int t = 0; t < g->T; t++) {
         const int8_t *a = g->a + (int64_t)t * g->lda;
         for (int o = 0; o < g->N; o++) {
@@ -21,36 +46,50 @@ void slm_i8_gemm_ref(const slm_i8_gemm *g) {
     }
 }
 
-/* max |x[k]| over k < n outside skip (ascending). */
-static float masked_amax(const float *x, int n, const int32_t *skip, int n_skip) {
-    float m = 0.0f;
+/* Quantises columns [k0, k1) of one row (k1 <= n) with the absmax of
+ * those columns outside skip; *scale = amax / 127. The skip columns in
+ * the span are set to 0 by the caller. */
+static void quantize_span_ref(const float *xt, int8_t *qt, int k0, int k1, const int32_t *skip, int n_skip,
+                              float *scale) {
+    float amax = 0.0f;
     int s = 0;
-    for (int k = 0; k < n; k++) {
+    while (s < n_skip && skip[s] < k0) s++;
+    for (int k = k0; k < k1; k++) {
         if (s < n_skip && skip[s] == k) {
             s++;
             continue;
         }
-        float v = fabsf(x[k]);
-        if (v > m) m = v;
+        const float v = fabsf(xt[k]);
+        if (v > amax) amax = v;
     }
-    return m;
+    const float id = amax >= 1e-30f ? 127.0f / amax : 0.0f; /* 127/amax stays finite */
+    *scale = amax / 127.0f;
+    for (int k = k0; k < k1; k++) {
+        float v = nearbyintf(xt[k] * id); /* default rounding: ties to even, as cvtps2dq */
+        qt[k] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f);
+    }
 }
 
-void slm_i8_quantize_rows_ref(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K,
-                              int8_t *q, int64_t ldq, float *scale) {
+void slm_i8_quantize_groups_ref(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K,
+                                int G, int8_t *q, int64_t ldq, float *scale, int64_t lds) {
+    const int span = G > 0 ? G : K;
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * ldx;
         int8_t *qt = q + (int64_t)t * ldq;
-        const float amax = masked_amax(xt, n, skip, n_skip);
-        const float id = amax >= 1e-30f ? 127.0f / amax : 0.0f; /* 127/amax stays finite */
-        scale[t] = amax / 127.0f;
-        for (int k = 0; k < n; k++) {
-            float v = nearbyintf(xt[k] * id); /* default rounding: ties to even, as cvtps2dq */
-            qt[k] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f);
+        float *st = G > 0 ? scale + (int64_t)t * lds : scale + t;
+        for (int k0 = 0, j = 0; k0 < K; k0 += span, j++) {
+            const int k1 = k0 + span < n ? k0 + span : n;
+            if (k1 > k0) quantize_span_ref(xt, qt, k0, k1, skip, n_skip, &st[j]);
+            else st[j] = 0.0f; /* padding only */
         }
         for (int s = 0; s < n_skip; s++) qt[skip[s]] = 0;
         if (K > n) memset(qt + n, 0, (size_t)(K - n));
     }
+}
+
+void slm_i8_quantize_rows_ref(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K,
+                              int8_t *q, int64_t ldq, float *scale) {
+    slm_i8_quantize_groups_ref(T, x, ldx, n, skip, n_skip, K, 0, q, ldq, scale, 1);
 }
 
 /* ---- dispatch --------------------------------------------------------------- */
@@ -70,15 +109,16 @@ static bool os_saves(unsigned mask) {
 static int detect(slm_i8_isa isa) {
     unsigned a = 0, b = 0, c = 0, d = 0;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    const bool avx2 = (b & (1u << 5)) && os_saves(0x6);
+    /* the grouped AVX2 kernel uses FMA (leaf 1, ecx bit 12); every AVX2 CPU made has it */
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    const bool fma = __get_cpuid(1, &a1, &b1, &c1, &d1) && (c1 & (1u << 12));
+    const bool avx2 = (b & (1u << 5)) && fma && os_saves(0x6);
     switch (isa) {
     case SLM_I8_ISA_AVX2: return avx2;
     case SLM_I8_ISA_AVX512VNNI: /* avx512f (b16), avx512bw (b30), avx512vl (b31), avx512_vnni (c11) */
         return (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (c & (1u << 11)) && os_saves(0xe6);
-    case SLM_I8_ISA_AVXVNNI: { /* leaf 7 sub-leaf 1, eax bit 4 */
-        unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    case SLM_I8_ISA_AVXVNNI: /* leaf 7 sub-leaf 1, eax bit 4 */
         return avx2 && a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 & (1u << 4));
-    }
     default: return 0;
     }
 }
@@ -123,6 +163,20 @@ slm_i8_gemm_fn slm_i8_gemm_get(slm_i8_isa isa) {
     case SLM_I8_ISA_AVX512VNNI: return slm_i8_gemm_avx512vnni;
     default: return slm_i8_gemm_ref;
     }
+}
+
+slm_i8_gemm_fn slm_i8_gemm_for(int group) {
+    slm_i8_isa isa = slm_i8_isa_best();
+    if (group > 0 && isa > SLM_I8_ISA_AVX2) isa = SLM_I8_ISA_AVX2;
+    return slm_i8_gemm_get(isa);
+}
+
+bool slm_i8_group_ok(int G) { return G >= 32 && G <= 1024 && G % 32 == 0; }
+
+void slm_i8_quantize_groups(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K, int G,
+                            int8_t *q, int64_t ldq, float *scale, int64_t lds) {
+    if (slm_i8_isa_runs(SLM_I8_ISA_AVX2)) slm_i8_quantize_groups_avx2(T, x, ldx, n, skip, n_skip, K, G, q, ldq, scale, lds);
+    else slm_i8_quantize_groups_ref(T, x, ldx, n, skip, n_skip, K, G, q, ldq, scale, lds);
 }
 
 void slm_i8_quantize_rows(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K,

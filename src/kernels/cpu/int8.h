@@ -24,6 +24,22 @@
  * times and every activation vector R times; the caller tiles T x N so the
  * tile's weights and activations stay in L1/L2 (linear_int8.c).
  *
+ * Grouped activations (group = G > 0, docs/int8.md "Grouped activations"):
+ * each token row has one scale per G columns, a_s[t][j] for columns
+ * [jG, jG + G) (the last group may be shorter), so one large activation
+ * coarsens only its own group, as in llama.cpp's Q8_0 blocks. The sum
+ * splits by group, c_j exact in int32 per lane, and the groups meet in
+ * float:
+ *   y[t][o] = beta * y[t][o] + w_s[o] * sum_j a_s[t][j] * c_j[t][o].
+ * The float order is fixed so that kernels agree bit for bit: 8 lanes,
+ * lane l holding the products of bytes k = 32i + 4l .. 32i + 4l + 3
+ * (AVX2's madd layout), f_l = fma(float(c_j,l), a_s[t][j], f_l) group by
+ * group, then one fixed tree over the lanes (slm_i8_lanes_sum). The
+ * reference computes exactly that; the VNNI kernels do not implement it
+ * and slm_i8_gemm_for picks AVX2 (or the reference) for grouped products.
+ * G is a multiple of 32 (one AVX2 step); K a multiple of 64, so the last
+ * group is a multiple of 32 too.
+ *
  * Bounds: int32 cannot overflow for K <= SLM_I8_MAX_K (VNNI's biased sum
  * is at most 255 * 127 * K < 2^31).
  *
@@ -70,8 +86,11 @@ typedef struct slm_i8_gemm {
     float *y;             /* [T][ldy] */
     int64_t ldy;
     float beta;           /* 0: overwrite, else y = beta * y + ... */
-    int32_t *c;           /* tests: when non-NULL, c [T][ldc] gets the int32 sums and y is untouched */
+    int32_t *c;           /* tests: when non-NULL, c [T][ldc] gets the int32 sums and y is untouched
+                             (per-token products only: group must be 0) */
     int64_t ldc;
+    int group;            /* 0: a_scale [T], one scale per token; G > 0: a_scale [T][lds], one per G columns */
+    int64_t lds;          /* grouped: scales per token row (>= ceil(K / G)) */
 } slm_i8_gemm;
 
 typedef void (*slm_i8_gemm_fn)(const slm_i8_gemm *g);
@@ -81,6 +100,12 @@ void slm_i8_gemm_avxvnni(const slm_i8_gemm *g);    /* ... AVXVNNI */
 void slm_i8_gemm_avx512vnni(const slm_i8_gemm *g); /* ... AVX512VNNI */
 /* The kernel of isa (whether or not this CPU runs it). */
 slm_i8_gemm_fn slm_i8_gemm_get(slm_i8_isa isa);
+/* The kernel for products of this kind on this CPU: slm_i8_isa_best's,
+ * except that grouped products (group > 0) use AVX2 at most (the VNNI
+ * kernels have no grouped form; they forward such calls to AVX2). */
+slm_i8_gemm_fn slm_i8_gemm_for(int group);
+/* Whether G is a supported activation group: a multiple of 32 in [32, 1024]. */
+bool slm_i8_group_ok(int G);
 
 /* ---- activations ---------------------------------------------------------- */
 
@@ -98,6 +123,16 @@ void slm_i8_quantize_rows_avx2(int T, const float *x, int64_t ldx, int n, const 
 /* The AVX2 version when the CPU has it, else the reference (same bytes). */
 void slm_i8_quantize_rows(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K,
                           int8_t *q, int64_t ldq, float *scale);
+/* Grouped form (G > 0, slm_i8_group_ok): the same per group of G columns
+ * [jG, min(jG + G, K)) instead of per row; scale [T][lds] (lds >= ceil(K / G)),
+ * a group with no used column, or amax < 1e-30, gets scale 0 and q = 0.
+ * G = 0 is the per-row form above (scale [T], lds ignored). */
+void slm_i8_quantize_groups_ref(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K,
+                                int G, int8_t *q, int64_t ldq, float *scale, int64_t lds);
+void slm_i8_quantize_groups_avx2(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K,
+                                 int G, int8_t *q, int64_t ldq, float *scale, int64_t lds);
+void slm_i8_quantize_groups(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K, int G,
+                            int8_t *q, int64_t ldq, float *scale, int64_t lds);
 
 /* ---- shared by the kernels ---------------------------------------------------- */
 
@@ -109,6 +144,21 @@ static inline void slm_i8_store(const slm_i8_gemm *g, int t, int o, int32_t acc)
         return;
     }
     float v = (float)acc * (g->a_scale[t] * g->w_scale[o]);
+    float *y = &g->y[(int64_t)t * g->ldy + o];
+    *y = g->beta == 0.0f ? v : g->beta * *y + v;
+}
+
+/* Grouped products: the 8 lane sums f [8] of sum_j a_s[t][j] c_j, added
+ * in the tree AVX2's horizontal sum uses (halves, then pairs, then the
+ * last two), so the reference and the vector kernel round alike. */
+static inline float slm_i8_lanes_sum(const float *f) {
+    const float h0 = f[0] + f[4], h1 = f[1] + f[5], h2 = f[2] + f[6], h3 = f[3] + f[7];
+    return (h0 + h2) + (h1 + h3);
+}
+
+/* Stores a grouped product's value: y = beta y + sum * w_s[o]. */
+static inline void slm_i8_store_grouped(const slm_i8_gemm *g, int t, int o, float sum) {
+    float v = sum * g->w_scale[o];
     float *y = &g->y[(int64_t)t * g->ldy + o];
     *y = g->beta == 0.0f ? v : g->beta * *y + v;
 }

@@ -68,6 +68,10 @@ SLM_AVX512VNNI static void micro512_any(const slm_i8_gemm *g, int t0, int o0, in
 }
 
 SLM_AVX512VNNI void slm_i8_gemm_avx512vnni(const slm_i8_gemm *g) {
+    if (g->group > 0) { /* no grouped VNNI form (int8.h): every VNNI CPU runs AVX2 */
+        slm_i8_gemm_avx2(g);
+        return;
+    }
     int o = 0;
     for (; o + 4 <= g->N; o += 4) {
         int t = 0;
@@ -129,6 +133,10 @@ SLM_AVXVNNI static void micro256_any(const slm_i8_gemm *g, int t0, int o0, int r
 }
 
 SLM_AVXVNNI void slm_i8_gemm_avxvnni(const slm_i8_gemm *g) {
+    if (g->group > 0) { /* as above */
+        slm_i8_gemm_avx2(g);
+        return;
+    }
     int o = 0;
     if (g->T >= 4) {
         for (; o + 2 <= g->N; o += 2) {
