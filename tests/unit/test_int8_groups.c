@@ -7,9 +7,9 @@
  *    the padding and for groups of padding only;
  *  - what grouping buys: on rows with one large value, the mean
  *    dequantisation error of grouped scales is below the per-row one;
- *  - GEMM: the AVX2 grouped kernel bit-identical to the reference (beta 0
- *    and 1, every micro-kernel edge), and VNNI kernels, where the CPU has
- *    them, forward grouped calls to it (same bits);
+ *  - GEMM: the AVX2 and AVX-512 VNNI grouped kernels bit-identical to the
+ *    reference (beta 0 and 1, every micro-kernel edge; AVX-512 VNNI hands
+ *    G = 32 to AVX2, AVX-VNNI every G), where the CPU has them;
  *  - int32 exactness: with power-of-two scales and small operands every
  *    float step is exact, so y must equal the exact integer sum;
  *  - the reference against a double-precision product of the dequantised
@@ -172,8 +172,8 @@ static void check_kernels(void) {
                slm_i8_isa_name((slm_i8_isa)isa), (long long)compared, (long long)diff);
         CHECK(diff == 0, "grouped %s equals the reference bit for bit", slm_i8_isa_name((slm_i8_isa)isa));
     }
-    CHECK(slm_i8_gemm_for(64) == slm_i8_gemm_get(slm_i8_isa_best() > SLM_I8_ISA_AVX2 ? SLM_I8_ISA_AVX2 : slm_i8_isa_best()),
-          "grouped products use AVX2 at most");
+    CHECK(slm_i8_gemm_for(64) == slm_i8_gemm_get(slm_i8_isa_best() == SLM_I8_ISA_AVXVNNI ? SLM_I8_ISA_AVX2 : slm_i8_isa_best()),
+          "grouped products: AVX-VNNI replaced by AVX2");
 }
 
 /* Power-of-two scales and |a|, |w| <= 15: c per lane and group <= 4 * 16 * 225,
@@ -233,8 +233,9 @@ static void check_vs_double(void) {
 }
 
 int main(void) {
-    printf("this CPU: avx2 %s; grouped products use %s\n", slm_i8_isa_runs(SLM_I8_ISA_AVX2) ? "yes" : "no",
-           slm_i8_isa_runs(SLM_I8_ISA_AVX2) ? "avx2" : "ref");
+    const slm_i8_isa best = slm_i8_isa_best();
+    printf("this CPU: best int8 kernel %s; grouped products (G 64) use %s\n", slm_i8_isa_name(best),
+           slm_i8_isa_name(best == SLM_I8_ISA_AVXVNNI ? SLM_I8_ISA_AVX2 : best));
     CHECK(slm_i8_group_ok(32) && slm_i8_group_ok(128) && !slm_i8_group_ok(0) && !slm_i8_group_ok(48) &&
               !slm_i8_group_ok(2048),
           "supported groups");

@@ -167,7 +167,9 @@ slm_i8_gemm_fn slm_i8_gemm_get(slm_i8_isa isa) {
 
 slm_i8_gemm_fn slm_i8_gemm_for(int group) {
     slm_i8_isa isa = slm_i8_isa_best();
-    if (group > 0 && isa > SLM_I8_ISA_AVX2) isa = SLM_I8_ISA_AVX2;
+    /* grouped: AVX-512 VNNI has its own form for G % 64 == 0 (and hands
+     * other groups to AVX2); AVX-VNNI has none */
+    if (group > 0 && isa == SLM_I8_ISA_AVXVNNI) isa = SLM_I8_ISA_AVX2;
     return slm_i8_gemm_get(isa);
 }
 

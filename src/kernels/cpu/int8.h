@@ -35,8 +35,10 @@
  * lane l holding the products of bytes k = 32i + 4l .. 32i + 4l + 3
  * (AVX2's madd layout), f_l = fma(float(c_j,l), a_s[t][j], f_l) group by
  * group, then one fixed tree over the lanes (slm_i8_lanes_sum). The
- * reference computes exactly that; the VNNI kernels do not implement it
- * and slm_i8_gemm_for picks AVX2 (or the reference) for grouped products.
+ * reference computes exactly that, as do the AVX2 kernel and, for G a
+ * multiple of 64, the AVX-512 VNNI one (its lanes l and l + 8 summed in
+ * int32 are the reference's lane l); the AVX-VNNI kernel has no grouped
+ * form and forwards such calls to AVX2, as AVX-512 VNNI does other G.
  * G is a multiple of 32 (one AVX2 step); K a multiple of 64, so the last
  * group is a multiple of 32 too.
  *
@@ -101,8 +103,8 @@ void slm_i8_gemm_avx512vnni(const slm_i8_gemm *g); /* ... AVX512VNNI */
 /* The kernel of isa (whether or not this CPU runs it). */
 slm_i8_gemm_fn slm_i8_gemm_get(slm_i8_isa isa);
 /* The kernel for products of this kind on this CPU: slm_i8_isa_best's,
- * except that grouped products (group > 0) use AVX2 at most (the VNNI
- * kernels have no grouped form; they forward such calls to AVX2). */
+ * except that grouped products (group > 0) use AVX2 rather than AVX-VNNI
+ * (which has no grouped form). */
 slm_i8_gemm_fn slm_i8_gemm_for(int group);
 /* Whether G is a supported activation group: a multiple of 32 in [32, 1024]. */
 bool slm_i8_group_ok(int G);

@@ -24,7 +24,7 @@
 
 /* ---- AVX-512 VNNI ------------------------------------------------------------ */
 
-#define SLM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define SLM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 
 SLM_AVX512VNNI static SLM_INLINE void micro512(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
     __m512i acc[4][4], rs[4];
@@ -67,9 +67,94 @@ SLM_AVX512VNNI static void micro512_any(const slm_i8_gemm *g, int t0, int o0, in
 #undef CASE
 }
 
+/* Grouped (int8.h): per group, the biased lane sums minus 128 x the
+ * weight lane sums give each lane's exact int32; lane l and l + 8 of the
+ * zmm together are the reference's lane l (bytes 4l..4l+3 of each 32), so
+ * their int32 sum, converted and fma'd with the group's scale in 8 float
+ * lanes, rounds exactly as the reference. Needs G a multiple of 64 (one
+ * zmm step); other groups go to AVX2. R = 2 x NT = 4: 8 accumulators, 2
+ * row sums and 8 float lanes (ymm) stay in the 32 registers. */
+SLM_AVX512VNNI static SLM_INLINE void micro512_g(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
+    __m512i acc[4][4], rs[4];
+    __m256 f[4][4];
+    const int8_t *w[4], *a[4];
+    const float *as[4];
+    for (int r = 0; r < R; r++) {
+        w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
+        for (int t = 0; t < NT; t++) f[r][t] = _mm256_setzero_ps();
+    }
+    for (int t = 0; t < NT; t++) {
+        a[t] = g->a + (int64_t)(t0 + t) * g->lda;
+        as[t] = g->a_scale + (int64_t)(t0 + t) * g->lds;
+    }
+    const __m512i ones = _mm512_set1_epi8(1), bias = _mm512_set1_epi8((char)0x80);
+    const int G = g->group;
+    for (int k0 = 0, j = 0; k0 < g->K; k0 += G, j++) {
+        const int k1 = k0 + G < g->K ? k0 + G : g->K;
+        for (int r = 0; r < R; r++) {
+            rs[r] = _mm512_setzero_si512();
+            for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_si512();
+        }
+        for (int k = k0; k < k1; k += 64) {
+            __m512i wv[4];
+            for (int r = 0; r < R; r++) {
+                wv[r] = _mm512_loadu_si512((const void *)(w[r] + k));
+                rs[r] = _mm512_dpbusd_epi32(rs[r], ones, wv[r]);
+            }
+            for (int t = 0; t < NT; t++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512((const void *)(a[t] + k)), bias);
+                for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], u, wv[r]);
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            const __m512i corr = _mm512_slli_epi32(rs[r], 7); /* 128 x the weight lane sums */
+            for (int t = 0; t < NT; t++) {
+                const __m512i c = _mm512_sub_epi32(acc[r][t], corr);
+                const __m256i c8 = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
+                f[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c8), _mm256_broadcast_ss(as[t] + j), f[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) {
+            /* slm_i8_lanes_sum's tree */
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(f[r][t]), _mm256_extractf128_ps(f[r][t], 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            slm_i8_store_grouped(g, t0 + t, o0 + r, _mm_cvtss_f32(h));
+        }
+}
+
+SLM_AVX512VNNI static void micro512_g_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt) {
+#define CASE(R_, NT_) \
+    case (R_) * 8 + (NT_): micro512_g(g, t0, o0, R_, NT_); break;
+    switch (r * 8 + nt) {
+        CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4)
+        CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
+        CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4)
+        CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
+    default: break;
+    }
+#undef CASE
+}
+
 SLM_AVX512VNNI void slm_i8_gemm_avx512vnni(const slm_i8_gemm *g) {
-    if (g->group > 0) { /* no grouped VNNI form (int8.h): every VNNI CPU runs AVX2 */
+    if (g->group > 0 && g->group % 64) { /* one zmm step per 64 bytes: other groups by AVX2 */
         slm_i8_gemm_avx2(g);
+        return;
+    }
+    if (g->group > 0) {
+        int o = 0;
+        if (g->T >= 4) {
+            for (; o + 2 <= g->N; o += 2) {
+                int t = 0;
+                for (; t + 4 <= g->T; t += 4) micro512_g(g, t, o, 2, 4);
+                if (t < g->T) micro512_g_any(g, t, o, 2, g->T - t);
+            }
+        } else {
+            for (; o + 4 <= g->N; o += 4) micro512_g_any(g, 0, o, 4, g->T);
+        }
+        for (int t = 0; o < g->N && t < g->T; t += 4) micro512_g_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4);
         return;
     }
     int o = 0;
