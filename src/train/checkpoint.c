@@ -5,7 +5,7 @@
  * anything else):
  *   offset size
  *   0      8    magic "SLMTRCK\0"
- *   8      4    u32 version (1)
+ *   8      4    u32 version (2; version 1 is read too, see below)
  *   12     4    u32 header size H (256)
  *   16     8    i64 optimizer steps done
  *   24     8    i64 data cursor: the next window number of the training order
@@ -36,6 +36,12 @@
  * An elastic run's plan changes every step (set by the trainer's plan
  * function from the step number), so its kept bytes record the plan of the
  * last step and are not compared on resume.
+ * Version 1 (before super-network training) is this layout with bytes
+ * 124..255 zero and no per-unit block: it is read as a plain run's
+ * checkpoint (flags 0, U 0), so plain runs resume across the change.
+ * Version 2 added flags and U; the number was raised so that a slimlm that
+ * knows only version 1 refuses an elastic file by its version, not by its
+ * size. Any other version or header size is refused.
  * Written to a temporary file and renamed (slm_atomic_*). A resume first
  * reads the whole file to check size and checksum, then compares every
  * setting with the running trainer, and only then overwrites its state.
@@ -48,7 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CK_HEADER = 256, CK_TENSOR = 112, CK_VERSION = 1 };
+enum { CK_HEADER = 256, CK_TENSOR = 112, CK_VERSION = 2, CK_VERSION_PLAIN = 1 };
 static const char k_magic[8] = "SLMTRCK";
 
 typedef struct ck_header {
@@ -259,12 +265,13 @@ slm_status slm_trainer_resume(slm_trainer *tr, const char *path) {
         get(hb, 8, &version, 4);
         get(hb, 12, &hsize, 4);
         if (memcmp(hb, k_magic, 8) != 0) st = slm_fail(SLM_ERR_FORMAT, "%s: not a slimlm training checkpoint", path);
-        else if (version != CK_VERSION || hsize != CK_HEADER)
-            st = slm_fail(SLM_ERR_UNSUPPORTED, "%s: checkpoint version %u (this slimlm reads %d)", path, version,
-                          CK_VERSION);
+        else if ((version != CK_VERSION && version != CK_VERSION_PLAIN) || hsize != CK_HEADER)
+            st = slm_fail(SLM_ERR_UNSUPPORTED, "%s: checkpoint version %u with a %u-byte header (this slimlm reads "
+                          "versions %d and %d, %d bytes)", path, version, hsize, CK_VERSION_PLAIN, CK_VERSION, CK_HEADER);
     }
     if (!st) {
         header_unpack(hb, &c);
+        if (version == CK_VERSION_PLAIN) c.flags = 0, c.n_units = 0; /* reserved (zero) in version 1 */
         if (c.L < 1 || c.L > (1 << 16) || c.n_tensors < 1 || c.n_tensors > (1 << 20) || c.n_floats < 1 ||
             c.n_floats > ((int64_t)1 << 40) || c.n_moments < 1 || c.n_moments > 2 || c.n_units < 0 ||
             c.n_units > ((int64_t)1 << 32))

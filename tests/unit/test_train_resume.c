@@ -10,8 +10,10 @@
  *      recompute on.
  * Also refused, each with one line and without touching the trainer: a
  * corrupt byte (checksum), a truncated file, another seed, another batch,
- * another frozen set, a file that is not a checkpoint; and a run that steps
- * past its schedule. */
+ * another frozen set, a file that is not a checkpoint, an unknown format
+ * version (3); and a run that steps past its schedule. The same file
+ * relabelled as format version 1 (what slimlm wrote before elastic views:
+ * bytes 124.. of the header zero, no per-unit block) still resumes. */
 #include "train/trainer.h"
 #include "test_util.h"
 
@@ -131,6 +133,23 @@ static void exact(const run_cfg *rc) {
     run_close(&c);
 }
 
+/* f[0..n) relabelled as checkpoint format version v, checksum redone, written to path. */
+static bool write_version(const char *path, char *f, size_t n, uint32_t v) {
+    uint32_t v0;
+    memcpy(&v0, f + 8, 4);
+    memcpy(f + 8, &v, 4);
+    uint64_t h = 0xcbf29ce484222325ull, h0;
+    for (size_t i = 0; i + 8 < n; i++) h = (h ^ (unsigned char)f[i]) * 0x100000001b3ull;
+    memcpy(&h0, f + n - 8, 8);
+    memcpy(f + n - 8, &h, 8);
+    FILE *o = fopen(path, "wb");
+    bool ok = o && fwrite(f, 1, n, o) == n;
+    if (o) ok = fclose(o) == 0 && ok;
+    memcpy(f + 8, &v0, 4);
+    memcpy(f + n - 8, &h0, 8);
+    return ok;
+}
+
 static void refusals(const run_cfg *rc) {
     const char *ck = slm_test_path(g_tmp, "resume.ckpt"), *bad = slm_test_path(g_tmp, "resume_bad.ckpt");
     size_t n;
@@ -158,8 +177,25 @@ static void refusals(const run_cfg *rc) {
               cases[i].what, slm_last_error());
         printf("  %s: %s\n", cases[i].what, slm_last_error());
     }
+    uint32_t version;
+    memcpy(&version, f + 8, 4);
+    CHECK(version == 2, "this slimlm writes checkpoint version 2 (got %u)", version);
+    if (CHECK(write_version(bad, f, n, 3), "write %s", bad)) {
+        CHECK(slm_trainer_resume(r.tr, bad) == SLM_ERR_UNSUPPORTED && strstr(slm_last_error(), "version 3") &&
+              !strchr(slm_last_error(), '\n'), "version 3: %s", slm_last_error());
+        printf("  format version 3: %s\n", slm_last_error());
+    }
     CHECK(memcmp(w0, tv->t[0].w, sizeof(float) * (size_t)tv->n_floats) == 0 && slm_trainer_steps_done(r.tr) == 0,
           "a refused checkpoint changes nothing");
+    /* a plain run's checkpoint of format version 1 is read as before */
+    int64_t done;
+    memcpy(&done, f + 16, 8);
+    if (CHECK(write_version(bad, f, n, 1), "write %s", bad)) {
+        CHECK(slm_trainer_resume(r.tr, bad) == SLM_OK && slm_trainer_steps_done(r.tr) == done &&
+              memcmp(w0, tv->t[0].w, sizeof(float) * (size_t)tv->n_floats) != 0,
+              "format version 1 resumes (step %lld): %s", (long long)done, slm_last_error());
+        printf("  format version 1: resumed at step %lld\n", (long long)slm_trainer_steps_done(r.tr));
+    }
     run_close(&r);
     free(w0);
     free(f);
