@@ -144,9 +144,11 @@ static slm_status add_file(const slm_tokenizer *tok, const char *path, int64_t f
             if (n) {
                 bool take = *index >= first && (count <= 0 || *index < first + count);
                 (*index)++;
-                cJSON *j = take ? cJSON_ParseWithLength(p, n) : NULL;
+                /* every line is parsed, taken or not, so a bad line is reported whichever range
+                 * (training or held out) is loaded first, as for a JSON array */
+                cJSON *j = cJSON_ParseWithLength(p, n);
                 snprintf(where, sizeof where, "%s:%d", path, line);
-                if (take && !j) st = slm_fail(SLM_ERR_FORMAT, "%s: not valid JSON", where);
+                if (!j) st = slm_fail(SLM_ERR_FORMAT, "%s: not valid JSON", where);
                 else if (take) st = add_item(tok, j, where, o, d);
                 cJSON_Delete(j);
             }
@@ -186,9 +188,10 @@ slm_status slm_train_data_load_alpaca(const slm_tokenizer *tok, const char *file
             snprintf(full, sizeof full, "%s/%s", data_dir, it);
             if (stat(full, &sb) == 0) use = full;
         }
-        if (stat(use, &sb) != 0 || S_ISDIR(sb.st_mode)) {
+        const bool found = stat(use, &sb) == 0; /* sb is unset when stat fails */
+        if (!found || S_ISDIR(sb.st_mode)) {
             st = slm_fail(SLM_ERR_IO, "%s: cannot open instruction data: %s", it,
-                          S_ISDIR(sb.st_mode) ? "a directory (name the .json files)" : strerror(errno));
+                          found ? "a directory (name the .json files)" : strerror(errno));
             break;
         }
         st = add_file(tok, use, first, count, &index, &o, out);

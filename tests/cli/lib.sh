@@ -18,3 +18,11 @@ bad() { # fragment command...: must fail with exit 1 and one "error: ...fragment
     echo "ok   $err"
   fi
 }
+
+tiny_config() { # file: HF config.json of a 4-block LLaMA (D 32, F 64, GQA 4/2, the LLaMA SPM vocabulary's 32000 ids)
+  cat > "$1" <<'EOF'
+{"architectures": ["LlamaForCausalLM"], "vocab_size": 32000, "hidden_size": 32, "intermediate_size": 64,
+ "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+ "rms_norm_eps": 1e-5, "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.02}
+EOF
+}

@@ -66,11 +66,7 @@ else
 fi
 
 # ---- from scratch: a 4-block teacher of a config's shape ----------------------------------------------
-cat > "$tmp/cfg4.json" <<'EOF'
-{"architectures": ["LlamaForCausalLM"], "vocab_size": 32000, "hidden_size": 32, "intermediate_size": 64,
- "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
- "rms_norm_eps": 1e-5, "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.02}
-EOF
+tiny_config "$tmp/cfg4.json"
 t4="$tmp/t4.gguf"
 ok "$bin" train --init random --config "$tmp/cfg4.json" --tokenizer "$spm" --data "$blake" --tokens 4096 --lr 1e-2 -o "$t4" $small
 if "$bin" info "$t4" 2>/dev/null | grep -q "D 32, L 4, H 4, Hkv 2" && "$bin" tokenize "$t4" -p "Tyger" --count > /dev/null; then
