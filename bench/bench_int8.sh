@@ -11,6 +11,7 @@
 #   int8           slimlm quantize --int8 --outlier-threshold 0 (pure int8, int8 lm head)
 #   int8 fp32-head the same with --keep-lm-head (the lm head stays float)
 #   LLM.int8       slimlm quantize --int8 (threshold 6, at most 2% fp32 columns per input)
+#   int8-g64       slimlm quantize --int8 --outlier-threshold 0 --act-group 64 (grouped activation scales)
 #   rom fp32       slimlm rom MODEL --budget 0.8 --blocks last:8 --batch 32 (ROM_MODEL to reuse one)
 #   rom int8       that quantised (low-rank factors int8)
 # Each timing is bench_forward's best of REPS runs; the machine's load
@@ -19,7 +20,8 @@
 #
 #   bench/bench_int8.sh [BUILD_DIR]      (default: build)
 #   env: MODEL (SmolLM2 Q4_1), ROM_MODEL (made if unset), THREADS (2), PREFILL (512), DECODE (64),
-#        REPS (3), WORK (/tmp/slimlm-int8-bench), SKIP (space-separated labels to leave out)
+#        REPS (3), WORK (/tmp/slimlm-int8-bench), SKIP (space-separated labels to leave out: neither
+#        made nor timed), ACT_GROUP (64: the grouped model's G)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
@@ -33,6 +35,7 @@ skip=" ${SKIP:-} "
 mkdir -p "$work"
 slimlm="$build/slimlm"
 
+want() { case "$skip" in *" $1 "*) return 1 ;; esac; }
 make_once() { # out command...
   local out=$1
   shift
@@ -43,12 +46,15 @@ make_once() { # out command...
 }
 make_once "$work/fp32.gguf" "$slimlm" convert "$model" -o "$work/fp32.gguf" --dtype f32 -q
 make_once "$work/int8.gguf" "$slimlm" quantize "$model" --int8 --outlier-threshold 0 -o "$work/int8.gguf" -q -t "$threads"
-make_once "$work/int8_head.gguf" "$slimlm" quantize "$model" --int8 --outlier-threshold 0 --keep-lm-head \
+want int8-fp32head && make_once "$work/int8_head.gguf" "$slimlm" quantize "$model" --int8 --outlier-threshold 0 --keep-lm-head \
   -o "$work/int8_head.gguf" -q -t "$threads"
-make_once "$work/llmint8.gguf" "$slimlm" quantize "$model" --int8 -o "$work/llmint8.gguf" -q -t "$threads"
+want llm.int8 && make_once "$work/llmint8.gguf" "$slimlm" quantize "$model" --int8 -o "$work/llmint8.gguf" -q -t "$threads"
+group=${ACT_GROUP:-64}
+want int8-g$group && make_once "$work/int8_g$group.gguf" "$slimlm" quantize "$model" --int8 --outlier-threshold 0 \
+  --act-group "$group" -o "$work/int8_g$group.gguf" -q -t "$threads"
 rom=${ROM_MODEL:-$work/rom.gguf}
-make_once "$rom" "$slimlm" rom "$model" --budget 0.8 --blocks last:8 --batch 32 -q -t "$threads" -o "$rom"
-make_once "$work/rom_int8.gguf" "$slimlm" quantize "$rom" --int8 --outlier-threshold 0 -o "$work/rom_int8.gguf" -q \
+want rom-fp32 && make_once "$rom" "$slimlm" rom "$model" --budget 0.8 --blocks last:8 --batch 32 -q -t "$threads" -o "$rom"
+want rom-int8 && make_once "$work/rom_int8.gguf" "$slimlm" quantize "$rom" --int8 --outlier-threshold 0 -o "$work/rom_int8.gguf" -q \
   -t "$threads"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -65,6 +71,7 @@ run fp32 "$work/fp32.gguf"
 run int8 "$work/int8.gguf"
 run int8-fp32head "$work/int8_head.gguf"
 run llm.int8 "$work/llmint8.gguf"
+run "int8-g$group" "$work/int8_g$group.gguf"
 run rom-fp32 "$rom"
 run rom-int8 "$work/rom_int8.gguf"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -97,6 +104,10 @@ print()
 ratios("fp32", "int8", "int8 / fp32")
 ratios("fp32", "int8-fp32head", "int8 (float head) / fp32")
 ratios("fp32", "llm.int8", "LLM.int8 / fp32")
+for label, _, _ in rows:
+    if label.startswith("int8-g"):
+        ratios("fp32", label, f"int8 groups of {label[6:]} / fp32")
+        ratios("int8", label, f"int8 groups of {label[6:]} / int8")
 ratios("rom-fp32", "rom-int8", "ROM int8 / ROM fp32")
 ratios("fp32", "rom-int8", "ROM int8 / fp32")
 PY

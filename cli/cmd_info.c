@@ -1,6 +1,7 @@
 /* slimlm info MODEL: architecture, parameter count, per-block plan, tensor
  * types, file size, MACs per token (as in LLM-ROM's Table 1). */
 #include "commands.h"
+#include "model/linear_int8.h"
 #include "model/model.h"
 #include "options.h"
 
@@ -89,6 +90,8 @@ static void print_table(const slm_model *m, const slm_model_stats *s, int ctx) {
     printf("weights held   %lld bytes (%.1f MiB), %.3f bytes/parameter; lm head %s\n", (long long)s->weight_bytes,
            (double)s->weight_bytes / 1048576.0, (double)s->weight_bytes / (double)s->n_params,
            m->lm_head_q.qw ? kind_name(&m->lm_head_q) : "float");
+    const int act_group = slm_model_int8_act_group(m);
+    if (act_group > 0) printf("int8 activations quantised per token and %d columns (slimlm.int8.act_group)\n", act_group);
     printf("tensor types  ");
     for (int t = 0; t < SLM_DTYPE_COUNT_; t++) {
         const slm_dtype_traits *tr = slm_dtype_get(t);

@@ -19,6 +19,8 @@
  * biases in F32. Low-rank linears W ~= A.B become blk.N.<proj>.lr_a.weight
  * (dims [rank, n_out]) and .lr_b.weight (dims [n_in, rank]) with
  * slimlm.lowrank = true; llama.cpp does not know those names.
+ * Int8 models (dtype I8) add slimlm.int8 = true and, with grouped
+ * activation scales, slimlm.int8.act_group = G and format version 2.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/gguf.h"

@@ -3,8 +3,11 @@
 # LLM.int8 (outlier columns) GGUFs that slimlm loads back as int8 linears
 # (info: every linear "int8", the lm head int8, under 2 bytes/parameter)
 # and runs; the JSON report; the GGUF Q8_0 export (llama.cpp's own type);
-# a safetensors directory of the dequantised values; every usage error is
-# one line "error: ..." with exit status 1 and leaves no output behind.
+# a safetensors directory of the dequantised values; grouped activations
+# (--act-group 64: slimlm.int8.act_group in the file, and a file whose
+# group or format version this reader cannot honour is refused in one
+# line); every usage error is one line "error: ..." with exit status 1
+# and leaves no output behind.
 set -u
 bin="${SLM_BIN:?}"
 model="${SLM_TEST_MODEL:?}"
@@ -57,6 +60,33 @@ if "$bin" quantize "$model" --int8 --outlier-threshold 0 -o "$tmp/hf" -q -t 2 > 
 else
   echo "FAIL safetensors output"; fail=1
 fi
+
+# patch_u32 file key value: overwrite the u32 value of GGUF metadata key
+# `key` (written after the key's bytes and its 4-byte type)
+patch_u32() {
+  local off
+  off=$(grep -obUa "$2" "$1" | head -1 | cut -d: -f1)
+  off=$((off + ${#2} + 4))
+  printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($3 & 255)) $(($3 >> 8 & 255)) 0 0)" |
+    dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+}
+if "$bin" quantize "$model" --int8 --outlier-threshold 0 --act-group 64 -o "$tmp/g64.gguf" -q -t 2 > "$tmp/g64.txt" 2>&1; then
+  check_int8 "$tmp/g64.gguf" "int8, activation groups of 64"
+  if grep -q 'slimlm.int8.act_group' "$tmp/g64.gguf" &&
+     [ -n "$("$bin" generate "$tmp/g64.gguf" -p "The capital of France is" -n 4 --temp 0 -q -t 2 2>/dev/null)" ]; then
+    echo "ok   grouped model: act_group key written, generate runs"
+  else
+    echo "FAIL grouped model"; fail=1
+  fi
+  cp "$tmp/g64.gguf" "$tmp/g48.gguf" && patch_u32 "$tmp/g48.gguf" slimlm.int8.act_group 48
+  bad "'slimlm.int8.act_group' = 48" "$bin" info "$tmp/g48.gguf"
+  cp "$tmp/g64.gguf" "$tmp/v3.gguf" && patch_u32 "$tmp/v3.gguf" slimlm.format_version 3
+  bad "slimlm format version 3, this slimlm reads up to 2" "$bin" info "$tmp/v3.gguf"
+  rm -f "$tmp/g64.gguf" "$tmp/g48.gguf" "$tmp/v3.gguf"
+else
+  echo "FAIL quantize --act-group 64:"; cat "$tmp/g64.txt"; fail=1
+fi
+bad "act-group must be 0 or a multiple of 32" "$bin" quantize "$model" --int8 --act-group 48 -o "$tmp/x.gguf"
 
 bad "--int8 is required" "$bin" quantize "$model" -o "$tmp/x.gguf"
 bad "-o OUT is required" "$bin" quantize "$model" --int8
