@@ -71,12 +71,6 @@ typedef struct ck_header {
     int64_t n_units;
 } ck_header;
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static void put(unsigned char *buf, size_t off, const void *v, size_t n) { memcpy(buf + off, v, n); }
 static void get(const unsigned char *buf, size_t off, void *v, size_t n) { memcpy(v, buf + off, n); }
 
@@ -159,7 +153,7 @@ typedef struct hashed_out {
 } hashed_out;
 
 static slm_status out_write(hashed_out *o, const void *p, size_t n) {
-    o->h = fnv(o->h, p, n);
+    o->h = slm_fnv1a(o->h, p, n);
     return slm_atomic_write(&o->af, p, n);
 }
 
@@ -196,7 +190,7 @@ slm_status slm_trainer_save(const slm_trainer *tr, const char *path) {
 
 static slm_status read_all(FILE *f, const char *path, void *p, size_t n, uint64_t *h) {
     if (fread(p, 1, n, f) != n) return slm_fail(SLM_ERR_FORMAT, "%s: checkpoint truncated", path);
-    if (h) *h = fnv(*h, p, n);
+    if (h) *h = slm_fnv1a(*h, p, n);
     return SLM_OK;
 }
 

@@ -162,12 +162,6 @@ static slm_status add_jsonl(const slm_tokenizer *tok, stream *s, const char *pat
     return SLM_OK;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 slm_status slm_train_data_load(const slm_tokenizer *tok, const char *files, const char *data_dir, int ctx,
                                uint64_t seed, bool allow_eval, slm_train_data *out) {
     memset(out, 0, sizeof *out);
@@ -221,8 +215,8 @@ slm_status slm_train_data_load(const slm_tokenizer *tok, const char *files, cons
     out->seed = seed;
     out->max_id = 0;
     for (int64_t i = 0; i < s.n; i++) out->max_id = s.v[i] > out->max_id ? s.v[i] : out->max_id;
-    uint64_t h = fnv1a(0xcbf29ce484222325ull, &ctx, sizeof ctx);
-    out->hash = fnv1a(h, s.v, sizeof *s.v * (size_t)s.n);
+    uint64_t h = slm_fnv1a(0xcbf29ce484222325ull, &ctx, sizeof ctx);
+    out->hash = slm_fnv1a(h, s.v, sizeof *s.v * (size_t)s.n);
     return SLM_OK;
 }
 

@@ -159,12 +159,6 @@ static slm_status add_file(const slm_tokenizer *tok, const char *path, int64_t f
     return st;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 slm_status slm_train_data_load_alpaca(const slm_tokenizer *tok, const char *files, const char *data_dir, int ctx,
                                       uint64_t seed, int64_t first, int64_t count, slm_train_data *out) {
     memset(out, 0, sizeof *out);
@@ -218,8 +212,8 @@ slm_status slm_train_data_load_alpaca(const slm_tokenizer *tok, const char *file
     out->ctx = ctx;
     out->seed = seed;
     for (int64_t i = 0; i < out->n_tokens; i++) out->max_id = o.tok[i] > out->max_id ? o.tok[i] : out->max_id;
-    uint64_t h = fnv1a(0xcbf29ce484222325ull, &ctx, sizeof ctx);
-    h = fnv1a(h, o.tok, sizeof *o.tok * (size_t)out->n_tokens);
-    out->hash = fnv1a(h, o.lab, sizeof *o.lab * (size_t)out->n_tokens);
+    uint64_t h = slm_fnv1a(0xcbf29ce484222325ull, &ctx, sizeof ctx);
+    h = slm_fnv1a(h, o.tok, sizeof *o.tok * (size_t)out->n_tokens);
+    out->hash = slm_fnv1a(h, o.lab, sizeof *o.lab * (size_t)out->n_tokens);
     return SLM_OK;
 }

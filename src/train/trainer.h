@@ -152,4 +152,12 @@ slm_status slm_trainer_save(const slm_trainer *tr, const char *path);
  * verified (checksum) before anything is changed. */
 slm_status slm_trainer_resume(slm_trainer *tr, const char *path);
 
+/* FNV-1a over n bytes, continuing from h (0xcbf29ce484222325 to start): the
+ * data hash a checkpoint keeps and the checkpoint's own checksum. */
+static inline uint64_t slm_fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 #endif
