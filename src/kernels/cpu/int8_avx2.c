@@ -15,6 +15,7 @@
  * OpenBLAS sgemm 44 / 44. R = 4, NT = 1 in decode.
  */
 #include "kernels/cpu/int8.h"
+#include "kernels/cpu/int8_x86.h"
 
 #include <math.h>
 #include <string.h>
@@ -44,86 +45,32 @@ SLM_AVX2 static SLM_INLINE __m128i hsum4_i32(__m256i a0, __m256i a1, __m256i a2,
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-/* Rows o0..o0+R-1 x tokens t0..t0+NT-1 over all of K. R and NT are
+/* Rows o0..o0+R-1 x tokens t0..t0+NT-1 over all of K. R, NT and GR are
  * constants at every call site, so each instance is a straight loop with
- * its accumulators in registers. */
-SLM_AVX2 static SLM_INLINE void micro(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
-    __m256i acc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_si256();
-    const int8_t *w[4], *a[4];
-    for (int r = 0; r < R; r++) w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
-    for (int t = 0; t < NT; t++) a[t] = g->a + (int64_t)(t0 + t) * g->lda;
-    const __m256i ones = _mm256_set1_epi16(1);
-    /* decode streams the weights from memory once: prefetch the rows
-     * PF_GROUPS micro-kernels ahead (R rows of ldw bytes, R * 32 bytes a step) */
-    const char *pf = (const char *)w[0] + (int64_t)PF_GROUPS * R * g->ldw;
-    const char *pf_end = (const char *)g->w + (int64_t)g->N * g->ldw;
-    for (int k = 0; k < g->K; k += 32) {
-        if (NT == 1 && pf + (int64_t)R * k + 64 < pf_end) {
-            _mm_prefetch(pf + (int64_t)R * k, _MM_HINT_T0);
-            _mm_prefetch(pf + (int64_t)R * k + 64, _MM_HINT_T0);
-        }
-        __m256i aw[4];
-        for (int r = 0; r < R; r++) aw[r] = _mm256_abs_epi8(_mm256_loadu_si256((const __m256i *)(w[r] + k)));
-        for (int t = 0; t < NT; t++) {
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(a[t] + k));
-            for (int r = 0; r < R; r++) {
-                /* w is re-read from L1 (a memory operand) rather than held: registers go to accumulators */
-                const __m256i sx = _mm256_sign_epi8(x, _mm256_loadu_si256((const __m256i *)(w[r] + k)));
-                acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], sx), ones));
-            }
-        }
-    }
-    for (int r = 0; r < R; r++) {
-        if (NT == 4) {
-            int32_t s[4];
-            _mm_storeu_si128((__m128i *)s, hsum4_i32(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
-            for (int t = 0; t < 4; t++) slm_i8_store(g, t0 + t, o0 + r, s[t]);
-        } else {
-            for (int t = 0; t < NT; t++) slm_i8_store(g, t0 + t, o0 + r, hsum_i32(acc[r][t]));
-        }
-    }
-}
-
-/* Any r in 1..4 rows x nt in 1..4 tokens (block edges). */
-SLM_AVX2 static void micro_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt) {
-#define CASE(R_, NT_) \
-    case (R_) * 8 + (NT_): micro(g, t0, o0, R_, NT_); break;
-    switch (r * 8 + nt) {
-        CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4)
-        CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
-        CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4)
-        CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
-    default: break;
-    }
-#undef CASE
-}
-
-/* ---- grouped activations (int8.h): one float accumulator per (row, token) -- */
-
-/* As micro, with the int32 lanes folded into float lanes at the end of
- * each group of G columns: f = fma(float(c), a_s[t][j], f). 2 x 2 in
- * prefill: 4 int32 + 4 float accumulators, 2 |w|, the activation, the
- * scale and the ones fit the 16 registers (2 x 3 would spill). */
-SLM_AVX2 static SLM_INLINE void micro_g(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
+ * its accumulators in registers. GR (grouped activations, int8.h): the
+ * int32 lanes are folded into float lanes at the end of each group of G
+ * columns, f = fma(float(c), a_s[t][j], f), and summed in
+ * slm_i8_lanes_sum's tree; per-token products run one span of K and sum
+ * the int32 lanes. */
+SLM_AVX2 static SLM_INLINE void micro(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT, const bool GR) {
     __m256i acc[4][4];
     __m256 f[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < NT; t++) f[r][t] = _mm256_setzero_ps();
     const int8_t *w[4], *a[4];
     const float *as[4];
     for (int r = 0; r < R; r++) w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
     for (int t = 0; t < NT; t++) {
         a[t] = g->a + (int64_t)(t0 + t) * g->lda;
-        as[t] = g->a_scale + (int64_t)(t0 + t) * g->lds;
+        as[t] = GR ? g->a_scale + (int64_t)(t0 + t) * g->lds : NULL;
+        for (int r = 0; r < R; r++) f[r][t] = _mm256_setzero_ps(), acc[r][t] = _mm256_setzero_si256(); /* K = 0 */
     }
     const __m256i ones = _mm256_set1_epi16(1);
-    const int G = g->group;
+    /* decode streams the weights from memory once: prefetch the rows
+     * PF_GROUPS micro-kernels ahead (R rows of ldw bytes, R * 32 bytes a step) */
     const char *pf = (const char *)w[0] + (int64_t)PF_GROUPS * R * g->ldw;
     const char *pf_end = (const char *)g->w + (int64_t)g->N * g->ldw;
-    for (int k0 = 0, j = 0; k0 < g->K; k0 += G, j++) {
-        const int k1 = k0 + G < g->K ? k0 + G : g->K;
+    const int span = GR ? g->group : g->K;
+    for (int k0 = 0, j = 0; k0 < g->K; k0 += span, j++) {
+        const int k1 = k0 + span < g->K ? k0 + span : g->K;
         for (int r = 0; r < R; r++)
             for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_si256();
         for (int k = k0; k < k1; k += 32) {
@@ -136,29 +83,35 @@ SLM_AVX2 static SLM_INLINE void micro_g(const slm_i8_gemm *g, int t0, int o0, co
             for (int t = 0; t < NT; t++) {
                 const __m256i x = _mm256_loadu_si256((const __m256i *)(a[t] + k));
                 for (int r = 0; r < R; r++) {
+                    /* w is re-read from L1 (a memory operand) rather than held: registers go to accumulators */
                     const __m256i sx = _mm256_sign_epi8(x, _mm256_loadu_si256((const __m256i *)(w[r] + k)));
                     acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], sx), ones));
                 }
             }
         }
-        for (int t = 0; t < NT; t++) {
-            const __m256 sc = _mm256_broadcast_ss(as[t] + j);
-            for (int r = 0; r < R; r++) f[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][t]), sc, f[r][t]);
+        if (GR)
+            for (int t = 0; t < NT; t++) {
+                const __m256 sc = _mm256_broadcast_ss(as[t] + j);
+                for (int r = 0; r < R; r++) f[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][t]), sc, f[r][t]);
+            }
+    }
+    for (int r = 0; r < R; r++) {
+        if (GR) {
+            for (int t = 0; t < NT; t++) slm_i8_store_grouped(g, t0 + t, o0 + r, slm_i8_lanes_sum_avx(f[r][t]));
+        } else if (NT == 4) {
+            int32_t s[4];
+            _mm_storeu_si128((__m128i *)s, hsum4_i32(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
+            for (int t = 0; t < 4; t++) slm_i8_store(g, t0 + t, o0 + r, s[t]);
+        } else {
+            for (int t = 0; t < NT; t++) slm_i8_store(g, t0 + t, o0 + r, hsum_i32(acc[r][t]));
         }
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < NT; t++) {
-            /* slm_i8_lanes_sum's tree: halves, pairs, the last two */
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(f[r][t]), _mm256_extractf128_ps(f[r][t], 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_movehdup_ps(h));
-            slm_i8_store_grouped(g, t0 + t, o0 + r, _mm_cvtss_f32(h));
-        }
 }
 
-SLM_AVX2 static void micro_g_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt) {
+/* Any r in 1..4 rows x nt in 1..4 tokens (block edges). */
+SLM_AVX2 static void micro_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt, bool gr) {
 #define CASE(R_, NT_) \
-    case (R_) * 8 + (NT_): micro_g(g, t0, o0, R_, NT_); break;
+    case (R_) * 8 + (NT_): gr ? micro(g, t0, o0, R_, NT_, true) : micro(g, t0, o0, R_, NT_, false); break;
     switch (r * 8 + nt) {
         CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4)
         CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
@@ -169,36 +122,24 @@ SLM_AVX2 static void micro_g_any(const slm_i8_gemm *g, int t0, int o0, int r, in
 #undef CASE
 }
 
-SLM_AVX2 static void gemm_avx2_grouped(const slm_i8_gemm *g) {
+SLM_AVX2 void slm_i8_gemm_avx2(const slm_i8_gemm *g) {
+    const bool gr = g->group > 0;
     int o = 0;
     if (g->T >= 4) {
+        /* prefill: rows in pairs x tokens in threes; grouped in twos (its 4
+         * float accumulators would not fit beside 6 int32 ones) */
         for (; o + 2 <= g->N; o += 2) {
             int t = 0;
-            for (; t + 2 <= g->T; t += 2) micro_g(g, t, o, 2, 2);
-            if (t < g->T) micro_g_any(g, t, o, 2, g->T - t);
-        }
-    } else {
-        for (; o + 4 <= g->N; o += 4) micro_g_any(g, 0, o, 4, g->T);
-    }
-    for (int t = 0; o < g->N && t < g->T; t += 4) micro_g_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4);
-}
-
-SLM_AVX2 void slm_i8_gemm_avx2(const slm_i8_gemm *g) {
-    if (g->group > 0) {
-        gemm_avx2_grouped(g);
-        return;
-    }
-    int o = 0;
-    if (g->T >= 4) { /* prefill: rows in pairs x tokens in threes */
-        for (; o + 2 <= g->N; o += 2) {
-            int t = 0;
-            for (; t + 3 <= g->T; t += 3) micro(g, t, o, 2, 3);
-            if (t < g->T) micro_any(g, t, o, 2, g->T - t);
+            if (gr)
+                for (; t + 2 <= g->T; t += 2) micro(g, t, o, 2, 2, true);
+            else
+                for (; t + 3 <= g->T; t += 3) micro(g, t, o, 2, 3, false);
+            if (t < g->T) micro_any(g, t, o, 2, g->T - t, gr);
         }
     } else { /* decode (and up to 3 tokens): rows in fours share each activation load */
-        for (; o + 4 <= g->N; o += 4) micro_any(g, 0, o, 4, g->T);
+        for (; o + 4 <= g->N; o += 4) micro_any(g, 0, o, 4, g->T, gr);
     }
-    for (int t = 0; o < g->N && t < g->T; t += 4) micro_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4);
+    for (int t = 0; o < g->N && t < g->T; t += 4) micro_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4, gr);
 }
 
 /* ---- activation quantisation ------------------------------------------------- */

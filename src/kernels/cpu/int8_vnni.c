@@ -8,7 +8,8 @@
  * micro-kernel. Both sums are exact in int32 for K <= SLM_I8_MAX_K.
  *
  * avx512vnni: 64 bytes of K per instruction, R = 4 rows x NT = 4 tokens
- * (16 accumulators + 4 row sums of the 32 zmm registers).
+ * (16 accumulators + 4 row sums of the 32 zmm registers); also grouped
+ * activations (int8.h) for G a multiple of 64.
  * avxvnni:    32 bytes per instruction, R = 2 x NT = 4 (16 ymm registers).
  *
  * These run only on CPUs that have the instructions (slm_i8_isa_runs);
@@ -16,6 +17,7 @@
  * the CPU allows.
  */
 #include "kernels/cpu/int8.h"
+#include "kernels/cpu/int8_x86.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -26,71 +28,30 @@
 
 #define SLM_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 
-SLM_AVX512VNNI static SLM_INLINE void micro512(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
-    __m512i acc[4][4], rs[4];
-    const int8_t *w[4], *a[4];
-    for (int r = 0; r < R; r++) {
-        rs[r] = _mm512_setzero_si512();
-        w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
-        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_si512();
-    }
-    for (int t = 0; t < NT; t++) a[t] = g->a + (int64_t)(t0 + t) * g->lda;
-    const __m512i ones = _mm512_set1_epi8(1), bias = _mm512_set1_epi8((char)0x80);
-    for (int k = 0; k < g->K; k += 64) {
-        __m512i wv[4];
-        for (int r = 0; r < R; r++) {
-            wv[r] = _mm512_loadu_si512((const void *)(w[r] + k));
-            rs[r] = _mm512_dpbusd_epi32(rs[r], ones, wv[r]);
-        }
-        for (int t = 0; t < NT; t++) {
-            const __m512i u = _mm512_xor_si512(_mm512_loadu_si512((const void *)(a[t] + k)), bias);
-            for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], u, wv[r]);
-        }
-    }
-    for (int r = 0; r < R; r++) {
-        const int32_t sum_w = _mm512_reduce_add_epi32(rs[r]);
-        for (int t = 0; t < NT; t++)
-            slm_i8_store(g, t0 + t, o0 + r, _mm512_reduce_add_epi32(acc[r][t]) - 128 * sum_w);
-    }
-}
-
-SLM_AVX512VNNI static void micro512_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt) {
-#define CASE(R_, NT_) \
-    case (R_) * 8 + (NT_): micro512(g, t0, o0, R_, NT_); break;
-    switch (r * 8 + nt) {
-        CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4)
-        CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
-        CASE(3, 1) CASE(3, 2) CASE(3, 3) CASE(3, 4)
-        CASE(4, 1) CASE(4, 2) CASE(4, 3) CASE(4, 4)
-    default: break;
-    }
-#undef CASE
-}
-
-/* Grouped (int8.h): per group, the biased lane sums minus 128 x the
- * weight lane sums give each lane's exact int32; lane l and l + 8 of the
- * zmm together are the reference's lane l (bytes 4l..4l+3 of each 32), so
- * their int32 sum, converted and fma'd with the group's scale in 8 float
- * lanes, rounds exactly as the reference. Needs G a multiple of 64 (one
- * zmm step); other groups go to AVX2. R = 2 x NT = 4: 8 accumulators, 2
- * row sums and 8 float lanes (ymm) stay in the 32 registers. */
-SLM_AVX512VNNI static SLM_INLINE void micro512_g(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT) {
+/* Rows o0..o0+R-1 x tokens t0..t0+NT-1 (R, NT, GR constants at each call
+ * site). GR, grouped (int8.h): per group, the biased lane sums minus 128 x
+ * the weight lane sums give each lane's exact int32; lanes l and l + 8 of
+ * the zmm together are the reference's lane l (bytes 4l..4l+3 of each 32),
+ * so their int32 sum, converted and fma'd with the group's scale in 8
+ * float lanes, rounds exactly as the reference. Needs G a multiple of 64
+ * (one zmm step). Per token: one span of K, int32 lanes summed. */
+SLM_AVX512VNNI static SLM_INLINE void micro512(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT,
+                                               const bool GR) {
     __m512i acc[4][4], rs[4];
     __m256 f[4][4];
     const int8_t *w[4], *a[4];
     const float *as[4];
-    for (int r = 0; r < R; r++) {
-        w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
-        for (int t = 0; t < NT; t++) f[r][t] = _mm256_setzero_ps();
-    }
+    for (int r = 0; r < R; r++) w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
     for (int t = 0; t < NT; t++) {
         a[t] = g->a + (int64_t)(t0 + t) * g->lda;
-        as[t] = g->a_scale + (int64_t)(t0 + t) * g->lds;
+        as[t] = GR ? g->a_scale + (int64_t)(t0 + t) * g->lds : NULL;
+        for (int r = 0; r < R; r++) f[r][t] = _mm256_setzero_ps(), acc[r][t] = _mm512_setzero_si512(); /* K = 0 */
     }
+    for (int r = 0; r < R; r++) rs[r] = _mm512_setzero_si512();
     const __m512i ones = _mm512_set1_epi8(1), bias = _mm512_set1_epi8((char)0x80);
-    const int G = g->group;
-    for (int k0 = 0, j = 0; k0 < g->K; k0 += G, j++) {
-        const int k1 = k0 + G < g->K ? k0 + G : g->K;
+    const int span = GR ? g->group : g->K;
+    for (int k0 = 0, j = 0; k0 < g->K; k0 += span, j++) {
+        const int k1 = k0 + span < g->K ? k0 + span : g->K;
         for (int r = 0; r < R; r++) {
             rs[r] = _mm512_setzero_si512();
             for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_si512();
@@ -106,28 +67,30 @@ SLM_AVX512VNNI static SLM_INLINE void micro512_g(const slm_i8_gemm *g, int t0, i
                 for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], u, wv[r]);
             }
         }
-        for (int r = 0; r < R; r++) {
-            const __m512i corr = _mm512_slli_epi32(rs[r], 7); /* 128 x the weight lane sums */
-            for (int t = 0; t < NT; t++) {
-                const __m512i c = _mm512_sub_epi32(acc[r][t], corr);
-                const __m256i c8 = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
-                f[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c8), _mm256_broadcast_ss(as[t] + j), f[r][t]);
+        if (GR)
+            for (int r = 0; r < R; r++) {
+                const __m512i corr = _mm512_slli_epi32(rs[r], 7); /* 128 x the weight lane sums */
+                for (int t = 0; t < NT; t++) {
+                    const __m512i c = _mm512_sub_epi32(acc[r][t], corr);
+                    const __m256i c8 = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
+                    f[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c8), _mm256_broadcast_ss(as[t] + j), f[r][t]);
+                }
             }
-        }
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < NT; t++) {
-            /* slm_i8_lanes_sum's tree */
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(f[r][t]), _mm256_extractf128_ps(f[r][t], 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_movehdup_ps(h));
-            slm_i8_store_grouped(g, t0 + t, o0 + r, _mm_cvtss_f32(h));
+    for (int r = 0; r < R; r++) {
+        if (GR) {
+            for (int t = 0; t < NT; t++) slm_i8_store_grouped(g, t0 + t, o0 + r, slm_i8_lanes_sum_avx(f[r][t]));
+            continue;
         }
+        const int32_t sum_w = _mm512_reduce_add_epi32(rs[r]);
+        for (int t = 0; t < NT; t++)
+            slm_i8_store(g, t0 + t, o0 + r, _mm512_reduce_add_epi32(acc[r][t]) - 128 * sum_w);
+    }
 }
 
-SLM_AVX512VNNI static void micro512_g_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt) {
+SLM_AVX512VNNI static void micro512_any(const slm_i8_gemm *g, int t0, int o0, int r, int nt, bool gr) {
 #define CASE(R_, NT_) \
-    case (R_) * 8 + (NT_): micro512_g(g, t0, o0, R_, NT_); break;
+    case (R_) * 8 + (NT_): gr ? micro512(g, t0, o0, R_, NT_, true) : micro512(g, t0, o0, R_, NT_, false); break;
     switch (r * 8 + nt) {
         CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4)
         CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
@@ -143,27 +106,20 @@ SLM_AVX512VNNI void slm_i8_gemm_avx512vnni(const slm_i8_gemm *g) {
         slm_i8_gemm_avx2(g);
         return;
     }
-    if (g->group > 0) {
-        int o = 0;
-        if (g->T >= 4) {
-            for (; o + 2 <= g->N; o += 2) {
-                int t = 0;
-                for (; t + 4 <= g->T; t += 4) micro512_g(g, t, o, 2, 4);
-                if (t < g->T) micro512_g_any(g, t, o, 2, g->T - t);
-            }
-        } else {
-            for (; o + 4 <= g->N; o += 4) micro512_g_any(g, 0, o, 4, g->T);
-        }
-        for (int t = 0; o < g->N && t < g->T; t += 4) micro512_g_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4);
-        return;
-    }
+    /* 4 rows x 4 tokens (16 accumulators + 4 row sums of the 32 zmm);
+     * grouped 2 x 4, its 8 float accumulators beside 8 int32 ones */
+    const bool gr = g->group > 0;
+    const int R = gr ? 2 : 4;
     int o = 0;
-    for (; o + 4 <= g->N; o += 4) {
+    for (; o + R <= g->N; o += R) {
         int t = 0;
-        for (; t + 4 <= g->T; t += 4) micro512(g, t, o, 4, 4);
-        if (t < g->T) micro512_any(g, t, o, 4, g->T - t);
+        if (gr)
+            for (; t + 4 <= g->T; t += 4) micro512(g, t, o, 2, 4, true);
+        else
+            for (; t + 4 <= g->T; t += 4) micro512(g, t, o, 4, 4, false);
+        if (t < g->T) micro512_any(g, t, o, R, g->T - t, gr);
     }
-    for (int t = 0; o < g->N && t < g->T; t += 4) micro512_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4);
+    for (int t = 0; o < g->N && t < g->T; t += 4) micro512_any(g, t, o, g->N - o, g->T - t < 4 ? g->T - t : 4, gr);
 }
 
 /* ---- AVX-VNNI (256-bit, VEX) --------------------------------------------------- */
