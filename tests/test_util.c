@@ -65,3 +65,16 @@ int slm_test_finish(void) {
     printf("%d checks, %d failed\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }
+
+uint32_t slm_test_rand_u32(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return (uint32_t)(x >> 16);
+}
+
+float slm_test_uniform(uint64_t *state, float lo, float hi) {
+    return lo + (hi - lo) * (float)(slm_test_rand_u32(state) & 0xFFFFFF) / 16777216.0f;
+}

@@ -26,4 +26,9 @@ char *slm_test_read_file(const char *path, size_t *len);
 /* Number of failed checks so far; tests end with `return slm_test_finish();` */
 int slm_test_finish(void);
 
+/* xorshift64 random numbers for test operands: *state is the generator
+ * (any non-zero seed); u32 takes bits 16..47, uniform is in [lo, hi). */
+uint32_t slm_test_rand_u32(uint64_t *state);
+float slm_test_uniform(uint64_t *state, float lo, float hi);
+
 #endif

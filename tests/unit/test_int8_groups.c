@@ -23,13 +23,8 @@
 #include <string.h>
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t next_u32(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
-static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next_u32() & 0xFFFFFF) / 16777216.0f; }
+static uint32_t next_u32(void) { return slm_test_rand_u32(&rng); }
+static float uniform(float lo, float hi) { return slm_test_uniform(&rng, lo, hi); }
 static int8_t rand_q(int lim) { return (int8_t)((int)(next_u32() % (unsigned)(2 * lim + 1)) - lim); }
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
