@@ -7,6 +7,7 @@
  * the source model as a standard GGUF Q8_0 that llama.cpp loads. */
 #include "commands.h"
 #include "compress/quant/quant.h"
+#include "kernels/cpu/int8.h"
 #include "options.h"
 
 #include <cjson/cJSON.h>
@@ -120,7 +121,7 @@ int slm_cmd_quantize(int argc, char **argv) {
         st = slm_fail(SLM_ERR_ARG, "quantize: --outlier-threshold must be >= 0");
     else if (!(qp.max_outlier_frac >= 0.0f && qp.max_outlier_frac <= 1.0f))
         st = slm_fail(SLM_ERR_ARG, "quantize: --max-outliers must be in [0, 1]");
-    else if (qp.act_group != 0 && (qp.act_group < 32 || qp.act_group > 1024 || qp.act_group % 32))
+    else if (qp.act_group != 0 && !slm_i8_group_ok(qp.act_group))
         st = slm_fail(SLM_ERR_ARG, "quantize: --act-group must be 0 or a multiple of 32 in [32, 1024], not %d",
                       qp.act_group);
     if (st) {

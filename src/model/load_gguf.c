@@ -33,6 +33,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/gguf.h"
+#include "kernels/cpu/int8.h"
 #include "model/linear_int8.h"
 #include "model/loaders.h"
 #include "tokenizer/tokenizer.h"
@@ -389,7 +390,7 @@ static slm_status read_act_group(loader *ld) {
     if (!slm_gguf_find(ld->g, "slimlm.int8.act_group")) return SLM_OK;
     if (!slm_gguf_get_i64(ld->g, "slimlm.int8.act_group", &v))
         return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.act_group' is not an integer", ld->path);
-    if (v != 0 && (v < 32 || v > 1024 || v % 32))
+    if (v != 0 && (v > 1024 || !slm_i8_group_ok((int)v)))
         return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.act_group' = %lld (0 or a multiple of 32 in [32, 1024] expected)",
                         ld->path, (long long)v);
     bool any = ld->m->lm_head_q.kind == SLM_LINEAR_INT8;
