@@ -107,9 +107,10 @@ SLM_AVX512VNNI void slm_i8_gemm_avx512vnni(const slm_i8_gemm *g) {
         return;
     }
     /* 4 rows x 4 tokens (16 accumulators + 4 row sums of the 32 zmm);
-     * grouped 2 x 4, its 8 float accumulators beside 8 int32 ones */
+     * grouped prefill 2 x 4, its 8 float accumulators beside 8 int32
+     * ones; decode (T < 4) 4 rows, whose loads the memory bus bounds */
     const bool gr = g->group > 0;
-    const int R = gr ? 2 : 4;
+    const int R = gr && g->T >= 4 ? 2 : 4;
     int o = 0;
     for (; o + R <= g->N; o += R) {
         int t = 0;
