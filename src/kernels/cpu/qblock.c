@@ -7,6 +7,18 @@
 
 #include <math.h>
 
+/* The references stay scalar: GCC 12 with -march=native on a CPU with
+ * AVX-VNNI (Zen 4, Sapphire Rapids) vectorises the signed int8 x int8 sum
+ * of the Q8_0 dot into vpdpbusd, which multiplies one operand as unsigned,
+ * and returns wrong sums (test_qblock_kernels caught it: 97559 instead of
+ * -83433). Turning the vectoriser off for these loops avoids the bad code
+ * on every such compiler. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SLM_SCALAR_REF __attribute__((optimize("no-tree-vectorize")))
+#else
+#define SLM_SCALAR_REF
+#endif
+
 static inline float half_at(const uint8_t *p) { return slm_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8))); }
 /* The value ggml stores when it writes f as fp16 and reads it back. */
 static inline float round_half(float f) { return slm_fp16_to_fp32(slm_fp32_to_fp16(f)); }
@@ -29,7 +41,7 @@ void slm_q8_quantize_row(const float *x, slm_q8_block *y, int64_t n) {
 
 /* ---- references: ggml_vec_dot_*_generic -------------------------------- */
 
-float slm_qdot_q4_0_ref(const void *w, const slm_q8_block *a, int nb) {
+SLM_SCALAR_REF float slm_qdot_q4_0_ref(const void *w, const slm_q8_block *a, int nb) {
     const uint8_t *b = w;
     float sumf = 0.0f;
     for (int i = 0; i < nb; i++, b += 18, a++) {
@@ -45,7 +57,7 @@ float slm_qdot_q4_0_ref(const void *w, const slm_q8_block *a, int nb) {
     return sumf;
 }
 
-float slm_qdot_q4_1_ref(const void *w, const slm_q8_block *a, int nb) {
+SLM_SCALAR_REF float slm_qdot_q4_1_ref(const void *w, const slm_q8_block *a, int nb) {
     const uint8_t *b = w;
     float sumf = 0.0f;
     for (int i = 0; i < nb; i++, b += 20, a++) {
@@ -59,7 +71,7 @@ float slm_qdot_q4_1_ref(const void *w, const slm_q8_block *a, int nb) {
     return sumf;
 }
 
-float slm_qdot_q8_0_ref(const void *w, const slm_q8_block *a, int nb) {
+SLM_SCALAR_REF float slm_qdot_q8_0_ref(const void *w, const slm_q8_block *a, int nb) {
     const uint8_t *b = w;
     float sumf = 0.0f;
     for (int i = 0; i < nb; i++, b += 34, a++) {
