@@ -4,14 +4,15 @@
 # the ways that cost least today, then shows what each cost side by side:
 # #params, #MACs/token, weight bytes held, wikitext-2 perplexity (llama.cpp
 # protocol, ctx 512) and decode speed, against the original in fp32.
-#   1. INT8 (per-channel weights, per-token activations, LLM.int8 outlier
-#      columns in fp32; docs/int8.md): 2-3x fewer bytes, 3x faster decode;
+#   1. INT8 (per-channel weights; activations per token with one scale per
+#      64 columns; docs/int8.md): 2-3x fewer bytes, 2-3x faster decode,
+#      +0.7% perplexity;
 #   2. LLM-ROM (training-free layerwise PCA; docs/rom.md) on the last blocks;
 #   3. both: the ROM model quantised.
 # Settings through the environment: BUDGET (0.95: ROM's overall parameter
 # fraction), BLOCKS (4: ROM on the last N blocks), CALIB_BATCH (64 sequences
-# of 128 tokens from a public-domain book), INT8_FLAGS (extra `slimlm
-# quantize` options), CHUNKS (40 ppl chunks; 0 = the whole test set), OUT
+# of 128 tokens from a public-domain book), INT8_FLAGS (`slimlm quantize`
+# options; default --outlier-threshold 0 --act-group 64), CHUNKS (40 ppl chunks; 0 = the whole test set), OUT
 # (work dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,12 +35,12 @@ text="$data/wikitext-2-raw/wiki.test.raw"
 ppl_args=(--data "$text" --ctx 512 --threads "$threads" -q)
 [ "$chunks" -gt 0 ] && ppl_args+=(--chunks "$chunks")
 # shellcheck disable=SC2206
-int8_flags=(${INT8_FLAGS:-})
+int8_flags=(${INT8_FLAGS:---outlier-threshold 0 --act-group 64})
 
 echo "== the model"
 ./build/slimlm info "$model" | head -n 9
 echo
-echo "== INT8: per-channel weights, per-token activations, outlier columns in fp32 (LLM.int8)"
+echo "== INT8: per-channel weights, activations per token and 64 columns (${int8_flags[*]})"
 ./build/slimlm quantize "$model" --int8 "${int8_flags[@]}" --data-dir "$data" --threads "$threads" -q \
   --output "$out/int8.json" -o "$int8"
 echo "== LLM-ROM: last $blocks blocks, overall budget $budget, $batch x 128 calibration tokens (Jane Austen, Emma)"
