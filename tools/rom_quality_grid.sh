@@ -7,7 +7,8 @@
 #   tools/rom_quality_grid.sh [BUILD_DIR]            (default: build)
 #   env: WORK (/tmp/slimlm-rom-grid), LIMIT (500: docs per task of the six-task
 #        average), ABL_LIMIT (200: the same for the ablations), CHUNKS (40:
-#        wikitext-2 chunks of 512 tokens), THREADS (2), STAGE (all | compress | eval)
+#        wikitext-2 chunks of 512 tokens), THREADS (2), STAGE (all | compress | eval | ablations: only
+#        the 80% rom plan, then the ablations)
 #
 # Plans: at each budget the automatic planner picks "last N blocks at module
 # budget b" for rom; svd-llm and svd then use that same plan, and the
@@ -41,20 +42,25 @@ ev() { # name model limit [flags]
 
 # Model by model (compress, perplexity, zero-shot), so that an interrupted
 # run leaves whole rows: the main grid first, then the ablations. STAGE
-# compress skips the zero-shot runs, STAGE eval the compressions.
+# compress skips the zero-shot runs, STAGE eval the compressions, STAGE
+# ablations the main grid (it makes only the 80% rom model the ablations use).
 one() { # name limit rom-args...
   local n=$1 lim=$2; shift 2
   [ "$stage" = eval ] || rom "$n" "$@" || return 0
   [ "$stage" = compress ] || [ ! -s "$n.gguf" ] || ev "$n" "$n.gguf" "$lim"
 }
 ppl orig "$M" --dequantize
-[ "$stage" = compress ] || ev orig "$M" "${LIMIT:-500}" --dequantize
-for bud in 0.8 0.9 0.5; do
-  one rom-$bud "${LIMIT:-500}" --method rom --budget $bud
-  [ -s rom-$bud.json ] || continue
-  read -r blk mb <<< "$(plan rom-$bud)"
-  for meth in svd-llm svd; do one $meth-$bud "${LIMIT:-500}" --method $meth --blocks "$blk" --module-budget "$mb"; done
-done
+if [ "$stage" = ablations ]; then # the 80% plan is all the ablations need
+  rom rom-0.8 --method rom --budget 0.8
+else
+  [ "$stage" = compress ] || ev orig "$M" "${LIMIT:-500}" --dequantize
+  for bud in 0.8 0.9 0.5; do
+    one rom-$bud "${LIMIT:-500}" --method rom --budget $bud
+    [ -s rom-$bud.json ] || continue
+    read -r blk mb <<< "$(plan rom-$bud)"
+    for meth in svd-llm svd; do one $meth-$bud "${LIMIT:-500}" --method $meth --blocks "$blk" --module-budget "$mb"; done
+  done
+fi
 if [ -s rom-0.8.json ]; then
   read -r blk mb <<< "$(plan rom-0.8)"
   [ "$stage" = compress ] || ev orig-abl "$M" "${ABL_LIMIT:-200}" --dequantize
