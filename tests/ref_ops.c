@@ -2,6 +2,7 @@
 #include "ref_ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 void slm_ref_linear(const slm_linear *l, const double *x, double *y) {
     for (int o = 0; o < l->n_out; o++) {
@@ -34,4 +35,26 @@ void slm_ref_rope(double *v, int n_heads, int Dh, const double *inv_freq, int po
             v[h * Dh + a] = x0 * cos(ang) - x1 * sin(ang);
             v[h * Dh + b] = x0 * sin(ang) + x1 * cos(ang);
         }
+}
+
+void slm_ref_attention_row(const double *q, const double *k, const double *v, int ld, int t, int n_heads,
+                           int n_kv_heads, int Dh, double *att) {
+    double *s = malloc((size_t)(t + 1) * sizeof *s);
+    for (int h = 0; h < n_heads; h++) {
+        const int kh = h / (n_heads / n_kv_heads);
+        double mx = -INFINITY, z = 0;
+        for (int j = 0; j <= t; j++) {
+            double d = 0;
+            for (int i = 0; i < Dh; i++) d += q[h * Dh + i] * k[(size_t)j * ld + kh * Dh + i];
+            s[j] = d / sqrt((double)Dh);
+            mx = fmax(mx, s[j]);
+        }
+        for (int j = 0; j <= t; j++) z += (s[j] = exp(s[j] - mx));
+        for (int i = 0; i < Dh; i++) {
+            double o = 0;
+            for (int j = 0; j <= t; j++) o += s[j] / z * v[(size_t)j * ld + kh * Dh + i];
+            att[h * Dh + i] = o;
+        }
+    }
+    free(s);
 }

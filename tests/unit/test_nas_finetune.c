@@ -68,22 +68,7 @@ static double ref_loss(const slm_model *m, const int32_t *tok, const int32_t *tg
             }
             double xo[T][MD];
             for (int t = 0; t < T; t++) {
-                for (int h = 0; h < H; h++) { /* causal softmax attention, GQA */
-                    int kh = h / (H / Hkv);
-                    double s[T], mx = -INFINITY, z = 0;
-                    for (int j = 0; j <= t; j++) {
-                        s[j] = 0;
-                        for (int d = 0; d < Dh; d++) s[j] += q[t][h * Dh + d] * k[j][kh * Dh + d];
-                        s[j] /= sqrt((double)Dh);
-                        mx = fmax(mx, s[j]);
-                    }
-                    for (int j = 0; j <= t; j++) z += (s[j] = exp(s[j] - mx));
-                    for (int d = 0; d < Dh; d++) {
-                        double a = 0;
-                        for (int j = 0; j <= t; j++) a += s[j] / z * v[j][kh * Dh + d];
-                        att[h * Dh + d] = a;
-                    }
-                }
+                slm_ref_attention_row(q[t], &k[0][0], &v[0][0], MD, t, H, Hkv, Dh, att); /* causal, GQA */
                 slm_ref_linear(&bl->lin[SLM_PROJ_O], att, y);
                 for (int i = 0; i < D; i++) xo[t][i] = x[t][i] + y[i];
                 slm_ref_rmsnorm(xo[t], bl->ffn_norm, D, c->norm_eps, xn);

@@ -86,7 +86,7 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
     const slm_config *c = &m->cfg;
     const int D = c->d_model, H = c->n_heads, Hkv = c->n_kv_heads, Dh = c->head_dim, V = c->n_vocab, L = c->n_layers;
     const int Q = H * Dh, KV = Hkv * Dh;
-    double x[T][64], xn[64], q[T][64], k[T][64], v[T][64], att[64], y[64], g[64], u[64], sc[T], lg[128];
+    double x[T][64], xn[64], q[T][64], k[T][64], v[T][64], att[64], y[64], g[64], u[64], lg[128];
     double inv[32];
     slm_rope_freq_params rp = {Dh, c->rope_theta, (int)c->rope_scaling, c->rope_factor, c->rope_low_freq_factor,
                                c->rope_high_freq_factor, c->rope_orig_ctx};
@@ -126,22 +126,7 @@ static double ref_loss_eval(const slm_model *m, const ref_loss *rl) {
                     }
                 }
                 for (int t = 0; t < T; t++) {
-                    for (int h = 0; h < H; h++) {
-                        int gk = h / (H / Hkv);
-                        double mx = -INFINITY, s = 0;
-                        for (int j = 0; j <= t; j++) {
-                            double d = 0;
-                            for (int i = 0; i < Dh; i++) d += q[t][h * Dh + i] * k[j][gk * Dh + i];
-                            sc[j] = d / sqrt((double)Dh);
-                            mx = fmax(mx, sc[j]);
-                        }
-                        for (int j = 0; j <= t; j++) s += (sc[j] = exp(sc[j] - mx));
-                        for (int i = 0; i < Dh; i++) {
-                            double o = 0;
-                            for (int j = 0; j <= t; j++) o += sc[j] / s * v[j][gk * Dh + i];
-                            att[h * Dh + i] = o;
-                        }
-                    }
+                    slm_ref_attention_row(q[t], &k[0][0], &v[0][0], 64, t, H, Hkv, Dh, att);
                     slm_ref_linear(&bl->lin[SLM_PROJ_O], att, y);
                     for (int i = 0; i < D && rl->t_att[l - 1]; i++) {
                         double d = y[i] - rl->t_att[l - 1][(b * T + t) * D + i];
