@@ -205,8 +205,7 @@ static slm_status decode_step(slm_context *c, const int32_t *tokens, int T, out_
     const slm_model *m = c->m;
     const slm_config *cfg = &m->cfg;
     int D = cfg->d_model, V = cfg->n_vocab;
-    for (int t = 0; t < T; t++)
-        memcpy(c->x + (int64_t)t * D, m->tok_embd + (int64_t)tokens[t] * D, (size_t)D * sizeof(float));
+    for (int t = 0; t < T; t++) slm_model_embed_row(m, tokens[t], c->x + (int64_t)t * D);
     for (int l = 0; l < cfg->n_layers; l++) {
         if (!m->blocks[l].kept) continue;
         if (block_forward(c, l, T))

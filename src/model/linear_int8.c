@@ -147,13 +147,14 @@ slm_status slm_i8_matrix_from_parts(slm_model *m, const int8_t *qsrc, int64_t ld
     return SLM_OK;
 }
 
+void slm_i8_matrix_dequantize_row(const slm_i8_matrix *q, int r, float *w) {
+    const int8_t *qr = q->q + (int64_t)r * q->ld;
+    for (int c = 0; c < q->cols; c++) w[c] = q->scale[r] * (float)qr[c];
+    for (int j = 0; j < q->n_outl; j++) w[q->outl_idx[j]] = q->outl_w[(int64_t)r * q->n_outl + j];
+}
+
 void slm_i8_matrix_dequantize(const slm_i8_matrix *q, float *w, int64_t ldw) {
-    for (int r = 0; r < q->rows; r++) {
-        const int8_t *qr = q->q + (int64_t)r * q->ld;
-        float *wr = w + (int64_t)r * ldw;
-        for (int c = 0; c < q->cols; c++) wr[c] = q->scale[r] * (float)qr[c];
-        for (int j = 0; j < q->n_outl; j++) wr[q->outl_idx[j]] = q->outl_w[(int64_t)r * q->n_outl + j];
-    }
+    for (int r = 0; r < q->rows; r++) slm_i8_matrix_dequantize_row(q, r, w + (int64_t)r * ldw);
 }
 
 int64_t slm_i8_matrix_bytes(const slm_i8_matrix *q) {

@@ -59,6 +59,9 @@ slm_status slm_i8_matrix_from_parts(slm_model *m, const int8_t *q, int64_t ldq, 
                                     const slm_i8_matrix **out);
 /* w [rows][ldw] = the matrix's values (outlier columns exact). */
 void slm_i8_matrix_dequantize(const slm_i8_matrix *q, float *w, int64_t ldw);
+/* w [cols] = row r's values, scale[r] * q[r][c] (outlier columns exact):
+ * the int8 token embedding's lookup (slm_model_embed_row). */
+void slm_i8_matrix_dequantize_row(const slm_i8_matrix *q, int r, float *w);
 /* Bytes held: int8 values (cols per row, unpadded), scales, outlier indices and weights. */
 int64_t slm_i8_matrix_bytes(const slm_i8_matrix *q);
 

@@ -152,6 +152,25 @@ slm_status slm_model_tensor_f32(slm_model *m, const void *src, slm_dtype t, int6
     return SLM_OK;
 }
 
+void slm_model_embed_row(const slm_model *m, int32_t id, float *x) {
+    const int64_t D = m->cfg.d_model;
+    if (m->tok_embd_i8) slm_i8_matrix_dequantize_row(m->tok_embd_i8, id, x);
+    else memcpy(x, m->tok_embd + (int64_t)id * D, (size_t)D * sizeof(float));
+}
+
+slm_status slm_model_embd_f32(const slm_model *m, const float **out, float **buf) {
+    *out = m->tok_embd;
+    *buf = NULL;
+    if (!m->tok_embd_i8) return SLM_OK;
+    size_t n;
+    if (!slm_mul_ok((size_t)m->cfg.n_vocab, (size_t)m->cfg.d_model, &n) || !slm_mul_ok(n, sizeof(float), &n))
+        return slm_fail(SLM_ERR_NOMEM, "size overflow dequantising the token embedding");
+    if (!(*buf = slm_malloc(n, "dequantised token embedding"))) return SLM_ERR_NOMEM;
+    slm_i8_matrix_dequantize(m->tok_embd_i8, *buf, m->cfg.d_model);
+    *out = *buf;
+    return SLM_OK;
+}
+
 static slm_status check_linear(const slm_linear *l, int layer, slm_proj p, const char *file) {
     const char *nm = slm_proj_gguf_name(p);
     if (l->kind == SLM_LINEAR_DENSE) {
@@ -182,9 +201,16 @@ slm_status slm_model_validate(const slm_model *m) {
     const slm_config *c = &m->cfg;
     slm_status st = slm_config_validate(c, file);
     if (st) return st;
-    if (!m->tok_embd) return slm_fail(SLM_ERR_FORMAT, "%s: missing token embedding", file);
+    const slm_i8_matrix *e8 = m->tok_embd_i8;
+    if (!m->tok_embd && !e8) return slm_fail(SLM_ERR_FORMAT, "%s: missing token embedding", file);
+    if (e8 && (m->tok_embd || !e8->q || e8->rows != c->n_vocab || e8->cols != c->d_model))
+        return slm_fail(SLM_ERR_FORMAT, "%s: int8 token embedding is not [%d x %d] (or is also float)", file,
+                        c->n_vocab, c->d_model);
+    /* tied with an int8 embedding: one matrix is the lookup and the head */
+    if (e8 && c->tied_embeddings && (m->lm_head_q.kind != SLM_LINEAR_INT8 || m->lm_head_q.i8[0] != e8))
+        return slm_fail(SLM_ERR_FORMAT, "%s: tied int8 token embedding without the same int8 lm head", file);
     if (!m->out_norm) return slm_fail(SLM_ERR_FORMAT, "%s: missing output norm", file);
-    if (!m->lm_head) return slm_fail(SLM_ERR_FORMAT, "%s: missing output (lm head) weight", file);
+    if (!m->lm_head && !m->lm_head_q.qw) return slm_fail(SLM_ERR_FORMAT, "%s: missing output (lm head) weight", file);
     if (m->lm_head_q.qw &&
         ((m->lm_head_q.kind != SLM_LINEAR_QBLOCK && m->lm_head_q.kind != SLM_LINEAR_INT8) ||
          (m->lm_head_q.kind == SLM_LINEAR_INT8 && !slm_linear_int8_valid(&m->lm_head_q)) ||
@@ -266,10 +292,14 @@ slm_model_stats slm_model_get_stats(const slm_model *m, int ctx) {
     s.n_params = embd + (c->tied_embeddings ? 0 : embd) + D;
     s.macs_per_token = embd; /* lm head */
     /* bytes as held: fp32 tensors, QBLOCK linears' blocks, INT8 linears'
-     * int8 values + scales, plus a quantised lm head (the fp32 embedding is
-     * kept for the lookup) */
-    int64_t bytes = (embd + (c->tied_embeddings ? 0 : embd) + D) * (int64_t)sizeof(float);
-    if (m->lm_head_q.qw) bytes += linear_bytes(&m->lm_head_q);
+     * int8 values + scales; the embedding fp32 or int8; a float lm head
+     * when it is not the embedding; a quantised lm head unless it is the
+     * int8 embedding itself (tied) */
+    int64_t bytes = D * (int64_t)sizeof(float);
+    bytes += m->tok_embd_i8 ? slm_i8_matrix_bytes(m->tok_embd_i8) : embd * (int64_t)sizeof(float);
+    if (m->lm_head && m->lm_head != m->tok_embd) bytes += embd * (int64_t)sizeof(float);
+    if (m->lm_head_q.qw && !(m->tok_embd_i8 && m->lm_head_q.i8[0] == m->tok_embd_i8))
+        bytes += linear_bytes(&m->lm_head_q);
     for (int i = 0; i < c->n_layers; i++) {
         const slm_block *b = &m->blocks[i];
         if (!b->kept) continue;

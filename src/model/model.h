@@ -121,9 +121,13 @@ typedef struct slm_block {
 struct slm_model {
     slm_config cfg;
     slm_block *blocks;        /* [L] */
-    const float *tok_embd;    /* [V][D] */
+    const float *tok_embd;    /* [V][D]; NULL when tok_embd_i8 holds the embedding */
+    const struct slm_i8_matrix *tok_embd_i8; /* [V][D] int8 rows, a scale per row (slimlm quantize
+                                 --embd int8, docs/int8.md): read through slm_model_embed_row;
+                                 when tied, the same matrix as lm_head_q's */
     const float *out_norm;    /* [D] */
-    const float *lm_head;     /* [V][D]; == tok_embd when tied */
+    const float *lm_head;     /* [V][D]; == tok_embd when tied; NULL with an int8 embedding
+                                 (lm_head_q is then the head) */
     slm_linear lm_head_q;     /* kind QBLOCK when the lm head is multiplied quantised
                                  (slm_load_params.keep_quantized), INT8 when it was quantised
                                  so (slimlm quantize); else unused (qw NULL) */
@@ -156,6 +160,14 @@ slm_status slm_model_add_map(slm_model *m, slm_mapped_file *f);
  * src is 4-byte aligned, else dequantised into an owned buffer. */
 slm_status slm_model_tensor_f32(slm_model *m, const void *src, slm_dtype t, int64_t n,
                                 const char *name, const float **out);
+/* x [D] = token id's embedding in fp32: the float row, or scale * q of
+ * the int8 one (0 <= id < V: the caller checks). Every lookup goes
+ * through here, so an int8 embedding works wherever the model runs. */
+void slm_model_embed_row(const slm_model *m, int32_t id, float *x);
+/* *out = the token embedding [V][D] in fp32: m->tok_embd, or a
+ * dequantised copy of the int8 one in *buf (malloc'd, the caller frees;
+ * NULL otherwise). For writers of float formats. */
+slm_status slm_model_embd_f32(const slm_model *m, const float **out, float **buf);
 /* Checks every tensor of every kept block is present and shapes agree;
  * the message names the missing or inconsistent piece. */
 slm_status slm_model_validate(const slm_model *m);

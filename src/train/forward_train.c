@@ -299,7 +299,7 @@ slm_status slm_train_forward(slm_train_ctx *tc, const int32_t *tokens) {
             return slm_fail(SLM_ERR_ARG, "train: token id %d at %d out of range (vocabulary %d)", tokens[n], n,
                             c->n_vocab);
         tc->tokens[n] = tokens[n];
-        memcpy(tc->hidden[0] + (int64_t)n * D, m->tok_embd + (int64_t)tokens[n] * D, (size_t)D * sizeof(float));
+        slm_model_embed_row(m, tokens[n], tc->hidden[0] + (int64_t)n * D);
     }
     for (int l = 0; l < L; l++) {
         if (!m->blocks[l].kept) continue;

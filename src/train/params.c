@@ -163,6 +163,9 @@ static slm_status view_new(slm_model *m, bool elastic, slm_trainable **out) {
                 return slm_fail(SLM_ERR_UNSUPPORTED, "%s: block %d: %s is not dense: an elastic view trains dense "
                                 "fp32 linears only", who, i, slm_proj_hf_name((slm_proj)p));
     }
+    if (m->tok_embd_i8)
+        return slm_fail(SLM_ERR_UNSUPPORTED, "%s: the token embedding is int8: training needs fp32 weights "
+                        "(quantise after training)", who);
     if (m->lm_head_q.qw)
         return slm_fail(SLM_ERR_UNSUPPORTED, "%s: the lm head is quantised: training needs fp32 weights "
                         "(load without keep_quantized)", who);

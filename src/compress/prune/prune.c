@@ -102,7 +102,7 @@ slm_status slm_prune_block_influence(const slm_model *m, const slm_calib *cal, b
         const int32_t *tok = cal->tokens + (int64_t)s * T;
         for (int t = 0; !st && t < T; t++) {
             if (tok[t] < 0 || tok[t] >= cfg->n_vocab) st = slm_fail(SLM_ERR_ARG, "calibration token %d out of range", tok[t]);
-            else memcpy(out + (int64_t)t * D, m->tok_embd + (int64_t)tok[t] * D, (size_t)D * sizeof(float));
+            else slm_model_embed_row(m, tok[t], out + (int64_t)t * D);
         }
         for (int l = 0; !st && l < L; l++) {
             if (!m->blocks[l].kept) continue;

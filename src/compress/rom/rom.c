@@ -307,7 +307,7 @@ slm_status slm_rom_compress(slm_model *m, const slm_calib *cal, const slm_rom_pa
     for (int64_t t = 0; !st && t < n_tok; t++) {
         int32_t id = cal->tokens[t];
         if (id < 0 || id >= cfg->n_vocab) st = slm_fail(SLM_ERR_ARG, "calibration token %d out of range", id);
-        else memcpy(X + t * D, m->tok_embd + (int64_t)id * D, (size_t)D * sizeof(float));
+        else slm_model_embed_row(m, id, X + t * D);
     }
     if (!st) st = compress_rows(m, X, cal->n_seqs, cal->seq_len, p, out, false);
     free(X);
