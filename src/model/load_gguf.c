@@ -27,9 +27,15 @@
  *   slimlm.int8.act_group  (u32, optional) G > 0: the int8 linears quantise
  *                          their activations per token and G columns
  *                          (docs/int8.md); needs int8 linears in the file
- *   slimlm.format_version  1, or 2 when slimlm.int8.act_group is set;
- *                          newer versions are refused (written by a newer
- *                          slimlm whose meaning this reader cannot honour)
+ *   slimlm.int8.embd       (bool, optional) true: the token embedding is
+ *                          int8, token_embd.i8.* ([D, V] rows, a scale per
+ *                          row) instead of token_embd.weight; with no
+ *                          output.weight or output.i8.* the model is tied
+ *                          and that one matrix is the int8 lm head too
+ *   slimlm.format_version  1, 2 when slimlm.int8.act_group is set, 3 when
+ *                          slimlm.int8.embd is; newer versions are refused
+ *                          (written by a newer slimlm whose meaning this
+ *                          reader cannot honour)
  */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/gguf.h"
@@ -49,6 +55,7 @@ typedef struct loader {
     char arch[16];
     int *ff;     /* [n_layers] per-block MLP width */
     bool keep_q; /* slm_load_params.keep_quantized */
+    bool embd8;  /* slimlm.int8.embd: token_embd.i8.* holds the embedding */
 } loader;
 
 /* ---- metadata ---------------------------------------------------------- */
@@ -137,6 +144,18 @@ static slm_status read_rope_scaling(loader *ld, slm_config *c) {
     return get_int(ld, "rope.scaling.original_context_length", 0, INT32_MAX, 0, &c->rope_orig_ctx);
 }
 
+/* slimlm.int8.embd: a bool; when true the file must not hold a float
+ * token_embd.weight as well. */
+static slm_status read_embd8(loader *ld) {
+    if (!slm_gguf_find(ld->g, "slimlm.int8.embd")) return SLM_OK;
+    if (!slm_gguf_get_bool(ld->g, "slimlm.int8.embd", &ld->embd8))
+        return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.embd' is not a bool", ld->path);
+    if (ld->embd8 && slm_gguf_find_tensor(ld->g, "token_embd.weight"))
+        return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.embd' is set but the file has a float 'token_embd.weight'",
+                        ld->path);
+    return SLM_OK;
+}
+
 static slm_status read_config(loader *ld, slm_config *c) {
     slm_gguf_str a;
     if (!slm_gguf_get_str(ld->g, "general.architecture", &a))
@@ -179,12 +198,16 @@ static slm_status read_config(loader *ld, slm_config *c) {
     int64_t id;
     c->bos_id = slm_gguf_get_i64(ld->g, "tokenizer.ggml.bos_token_id", &id) && id >= 0 && id <= INT32_MAX ? (int32_t)id : -1;
     c->eos_id = slm_gguf_get_i64(ld->g, "tokenizer.ggml.eos_token_id", &id) && id >= 0 && id <= INT32_MAX ? (int32_t)id : -1;
-    const slm_gguf_tensor *te = slm_gguf_find_tensor(ld->g, "token_embd.weight");
-    if (!te) return slm_fail(SLM_ERR_FORMAT, "%s: missing tensor 'token_embd.weight'", ld->path);
+    if ((st = read_embd8(ld))) return st;
+    const char *en = ld->embd8 ? "token_embd.i8.weight" : "token_embd.weight";
+    const slm_gguf_tensor *te = slm_gguf_find_tensor(ld->g, en);
+    if (!te) return slm_fail(SLM_ERR_FORMAT, "%s: missing tensor '%s'", ld->path, en);
     if (te->n_dims != 2 || te->ne[1] > (1 << 24))
-        return slm_fail(SLM_ERR_FORMAT, "%s: tensor 'token_embd.weight' is not a [D, V] matrix", ld->path);
+        return slm_fail(SLM_ERR_FORMAT, "%s: tensor '%s' is not a [D, V] matrix", ld->path, en);
     c->n_vocab = (int)te->ne[1];
-    c->tied_embeddings = slm_gguf_find_tensor(ld->g, "output.weight") == NULL;
+    /* an int8 embedding's untied head may be int8 only (output.i8.*) */
+    c->tied_embeddings = slm_gguf_find_tensor(ld->g, "output.weight") == NULL &&
+                         !(ld->embd8 && slm_gguf_find_tensor(ld->g, "output.i8.weight"));
     c->attn_bias = slm_gguf_find_tensor(ld->g, "blk.0.attn_q.bias") != NULL;
     return slm_config_validate(c, ld->path);
 }
@@ -340,8 +363,12 @@ static slm_status load_tensors(loader *ld) {
     const slm_config *c = &m->cfg;
     int D = c->d_model, V = c->n_vocab, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
     slm_status st;
-    if ((st = get_tensor(ld, "token_embd.weight", D, V, true, &m->tok_embd)) ||
-        (st = get_tensor(ld, "output_norm.weight", D, 1, true, &m->out_norm)) ||
+    if (ld->embd8) { /* present: read_config found its weight */
+        if ((st = get_i8_matrix(ld, "token_embd", V, D, &m->tok_embd_i8))) return st;
+    } else if ((st = get_tensor(ld, "token_embd.weight", D, V, true, &m->tok_embd))) {
+        return st;
+    }
+    if ((st = get_tensor(ld, "output_norm.weight", D, 1, true, &m->out_norm)) ||
         (st = get_tensor(ld, "output.weight", D, V, false, &m->lm_head)) ||
         (st = get_tensor(ld, "rope_freqs.weight", c->head_dim / 2, 1, false, &m->rope_freqs)))
         return st;
@@ -351,6 +378,7 @@ static slm_status load_tensors(loader *ld) {
         return st;
     const slm_i8_matrix *head8; /* an int8 lm head (slimlm quantize) replaces a QBLOCK one */
     if ((st = get_i8_matrix(ld, "output", V, D, &head8))) return st;
+    if (!head8 && c->tied_embeddings) head8 = m->tok_embd_i8; /* one int8 matrix, lookup and head */
     if (head8) {
         memset(&m->lm_head_q, 0, sizeof m->lm_head_q);
         if ((st = slm_linear_set_int8(&m->lm_head_q, head8, NULL, V, D))) return st;
@@ -369,9 +397,10 @@ static slm_status load_tensors(loader *ld) {
     return SLM_OK;
 }
 
-/* slimlm.format_version, checked before the tensors so that a newer
- * file is refused for what it is rather than for a tensor it names. */
-enum { FORMAT_VERSION_MAX = 2 };
+/* slimlm.format_version, checked before the config and the tensors so
+ * that a newer file is refused for what it is rather than for a tensor it
+ * names (or lacks, as version 3's int8 embedding lacks token_embd.weight). */
+enum { FORMAT_VERSION_MAX = 3 };
 static slm_status check_version(const loader *ld) {
     int64_t v;
     if (slm_gguf_find(ld->g, "slimlm.format_version")) {
@@ -439,6 +468,7 @@ slm_status slm_model_load_gguf(const char *path, const slm_load_params *p, slm_m
     loader ld = {.path = path, .keep_q = p->keep_quantized};
     slm_config cfg;
     slm_status st = slm_gguf_open(path, &ld.g);
+    if (!st) st = check_version(&ld);
     if (!st) st = read_config(&ld, &cfg);
     if (!st) st = slm_model_create(&cfg, &ld.m);
     if (!st) {
@@ -449,7 +479,6 @@ slm_status slm_model_load_gguf(const char *path, const slm_load_params *p, slm_m
         m->src_file_bytes = (int64_t)ld.g->file.size;
         count_types(&ld);
     }
-    if (!st) st = check_version(&ld);
     if (!st) st = load_tensors(&ld);
     if (!st) st = read_act_group(&ld);
     if (!st) st = apply_true_widths(&ld);

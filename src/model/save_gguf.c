@@ -20,7 +20,11 @@
  * (dims [rank, n_out]) and .lr_b.weight (dims [n_in, rank]) with
  * slimlm.lowrank = true; llama.cpp does not know those names.
  * Int8 models (dtype I8) add slimlm.int8 = true and, with grouped
- * activation scales, slimlm.int8.act_group = G and format version 2.
+ * activation scales, slimlm.int8.act_group = G and format version 2; an
+ * int8 token embedding is token_embd.i8.* (no token_embd.weight) with
+ * slimlm.int8.embd = true and format version 3, and when tied it is the
+ * lm head too (no output.* tensors). Other dtypes write an int8 model's
+ * dequantised values (a tied int8 embedding stays tied).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "formats/gguf.h"
@@ -200,12 +204,26 @@ static bool lm_head_int8(const slm_model *m) { return m->lm_head_q.kind == SLM_L
 static slm_status add_lm_head_int8(saver *s) {
     const slm_model *m = s->m;
     const int V = m->cfg.n_vocab, D = m->cfg.d_model;
-    if (!lm_head_int8(m)) return SLM_OK;
+    if (!lm_head_int8(m) || m->lm_head_q.i8[0] == m->tok_embd_i8) return SLM_OK; /* tied: token_embd is the head */
     if (s->type == SLM_DTYPE_I8) return add_i8_matrix(s, "output", m->lm_head_q.i8[0], V, D, V, D, 0);
     float *w = tmp_alloc(s, (size_t)V * D);
     if (!w) return slm_fail(SLM_ERR_NOMEM, "%s: out of memory dequantising the lm head", s->path);
     slm_i8_matrix_dequantize(m->lm_head_q.i8[0], w, D);
     return add_matrix(s, "output.weight", V, D, w, D);
+}
+
+/* The token embedding: token_embd.weight, or an int8 one as token_embd.i8.*
+ * in an int8 file and its dequantised values in any other. */
+static slm_status add_embedding(saver *s) {
+    const slm_model *m = s->m;
+    const int V = m->cfg.n_vocab, D = m->cfg.d_model;
+    if (m->tok_embd_i8 && s->type == SLM_DTYPE_I8) return add_i8_matrix(s, "token_embd", m->tok_embd_i8, V, D, V, D, 0);
+    const float *e;
+    float *buf;
+    slm_status st = slm_model_embd_f32(m, &e, &buf);
+    if (st) return st;
+    if (buf && !keep_tmp(s, buf)) return slm_fail(SLM_ERR_NOMEM, "%s: out of memory", s->path);
+    return add_matrix(s, "token_embd.weight", V, D, e, D);
 }
 
 /* One projection of a kept block; gate/up rows and down columns are padded
@@ -344,9 +362,13 @@ static slm_status add_metadata(saver *s, int n_kept, const int *kept_ff, const i
     /* version 2: the int8 linears need grouped activation scales to be
      * computed as made (readers before it ignore the key and quantise per
      * token: the same weights, a coarser product; docs/int8.md) */
+    /* version 3: an int8 token embedding (token_embd.i8.*, no float
+     * token_embd.weight), which readers before it cannot load */
     const int act_group = s->type == SLM_DTYPE_I8 ? slm_model_int8_act_group(m) : 0;
-    SET(slm_gguf_set_u32(w, "slimlm.format_version", act_group > 0 ? 2 : 1));
+    const bool embd8 = s->type == SLM_DTYPE_I8 && m->tok_embd_i8;
+    SET(slm_gguf_set_u32(w, "slimlm.format_version", embd8 ? 3 : act_group > 0 ? 2 : 1));
     if (act_group > 0) SET(slm_gguf_set_u32(w, "slimlm.int8.act_group", (uint32_t)act_group));
+    if (embd8) SET(slm_gguf_set_bool(w, "slimlm.int8.embd", true));
     if (n_kept != c->n_layers) SET(slm_gguf_set_arr(w, "slimlm.source_blocks", SLM_GGUF_INT32, src_blocks, (uint64_t)n_kept));
     if (lowrank) SET(slm_gguf_set_bool(w, "slimlm.lowrank", true));
     if (s->type == SLM_DTYPE_I8) SET(slm_gguf_set_bool(w, "slimlm.int8", true));
@@ -364,9 +386,9 @@ static slm_status add_tensors(saver *s, const int32_t *src_blocks, const int *ke
     int ff_pad = max_width(kept_ff, n_kept);
     const slm_model *m = s->m;
     const slm_config *c = &m->cfg;
-    slm_status st = add_matrix(s, "token_embd.weight", c->n_vocab, c->d_model, m->tok_embd, c->d_model);
+    slm_status st = add_embedding(s);
     if (!st) st = add_vector(s, "output_norm.weight", c->d_model, m->out_norm);
-    if (!st && m->lm_head != m->tok_embd && !(lm_head_int8(m) && s->type != SLM_DTYPE_I8))
+    if (!st && m->lm_head && m->lm_head != m->tok_embd && !(lm_head_int8(m) && s->type != SLM_DTYPE_I8))
         st = add_matrix(s, "output.weight", c->n_vocab, c->d_model, m->lm_head, c->d_model);
     if (!st) st = add_lm_head_int8(s);
     const float *freqs = m->rope_freqs;

@@ -123,6 +123,8 @@ static slm_status add_tensors(hf_writer *w, bool *any_lowrank) {
     const slm_config *c = &m->cfg;
     slm_status st;
     const int64_t V = c->n_vocab, D = c->d_model;
+    if (m->tok_embd_i8) /* as for int8 linears: safetensors holds float weights */
+        return slm_fail(SLM_ERR_UNSUPPORTED, "the int8 token embedding cannot be written to safetensors");
     if ((st = add_2d(w, "model.embed_tokens.weight", m->tok_embd, V, D, D, false))) return st;
     int out = 0;
     char name[HF_NAME_MAX];
