@@ -45,6 +45,7 @@ static cJSON *info_json(const slm_model *m, const slm_model_stats *s, int ctx) {
     cJSON_AddNumberToObject(j, "weight_bytes", (double)s->weight_bytes);
     cJSON_AddNumberToObject(j, "bytes_per_param", (double)s->weight_bytes / (double)s->n_params);
     cJSON_AddStringToObject(j, "lm_head", m->lm_head_q.qw ? kind_name(&m->lm_head_q) : "float");
+    cJSON_AddStringToObject(j, "embedding", m->tok_embd_i8 ? "int8" : "float");
     cJSON *types = cJSON_AddObjectToObject(j, "tensor_types");
     for (int t = 0; t < SLM_DTYPE_COUNT_; t++) {
         const slm_dtype_traits *tr = slm_dtype_get(t);
@@ -90,6 +91,9 @@ static void print_table(const slm_model *m, const slm_model_stats *s, int ctx) {
     printf("weights held   %lld bytes (%.1f MiB), %.3f bytes/parameter; lm head %s\n", (long long)s->weight_bytes,
            (double)s->weight_bytes / 1048576.0, (double)s->weight_bytes / (double)s->n_params,
            m->lm_head_q.qw ? kind_name(&m->lm_head_q) : "float");
+    if (m->tok_embd_i8)
+        printf("embedding      int8, a scale per row%s (slimlm.int8.embd)\n",
+               m->lm_head_q.i8[0] == m->tok_embd_i8 ? "; the lm head's matrix" : "");
     const int act_group = slm_model_int8_act_group(m);
     if (act_group > 0) printf("int8 activations quantised per token and %d columns (slimlm.int8.act_group)\n", act_group);
     printf("tensor types  ");

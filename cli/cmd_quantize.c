@@ -39,6 +39,9 @@ static void print_report(const slm_model *m, const slm_quant_params *p, const sl
                total, above, r->lowrank_outliers, r->lm_head_outliers, r->lm_head_above);
     }
     if (p->act_group > 0) printf("activations: per token and %d columns\n", p->act_group);
+    if (p->embd == SLM_QUANT_EMBD_INT8)
+        printf("token embedding: int8 rows, %s\n",
+               m->cfg.tied_embeddings ? "the lm head's (tied: one matrix)" : "its own matrix");
     printf("int8: %d linears%s; weights %.1f MiB -> %.1f MiB (%.2fx smaller), %.3f bytes/parameter, %.1f s\n",
            r->n_linears, p->lm_head ? " (lm head included)" : "", (double)r->bytes_before / 1048576.0,
            (double)r->bytes_after / 1048576.0, (double)r->bytes_before / (double)r->bytes_after,
@@ -52,7 +55,8 @@ static cJSON *report_json(const slm_quant_params *p, const slm_quant_report *r, 
     cJSON_AddNumberToObject(j, "max_outlier_frac", p->max_outlier_frac);
     cJSON_AddNumberToObject(j, "act_group", p->act_group);
     cJSON_AddBoolToObject(j, "lm_head_int8", p->lm_head);
-    cJSON_AddBoolToObject(j, "embedding_f16", p->embd_f16);
+    cJSON_AddBoolToObject(j, "embedding_f16", p->embd == SLM_QUANT_EMBD_F16);
+    cJSON_AddStringToObject(j, "embedding", slm_quant_embd_name(p->embd));
     if (cal->tokens) {
         cJSON_AddStringToObject(j, "calib", cal->source);
         cJSON_AddNumberToObject(j, "calib_batch", cal->n_seqs);
@@ -80,6 +84,16 @@ static cJSON *report_json(const slm_quant_params *p, const slm_quant_report *r, 
     return j;
 }
 
+/* --embd NAME -> *out (slm_quant_embd_name's table); false when unknown. */
+static bool embd_kind(const char *name, slm_quant_embd *out) {
+    for (int e = 0; e < SLM_QUANT_EMBD_COUNT; e++)
+        if (!strcmp(name, slm_quant_embd_name((slm_quant_embd)e))) {
+            *out = (slm_quant_embd)e;
+            return true;
+        }
+    return false;
+}
+
 int slm_cmd_quantize(int argc, char **argv) {
     const char *out_path = NULL, *q8_path = NULL, *json_path = NULL, *embd = "f16";
     slm_cli_calib cc = {.spec = "mix", .data_dir = SLM_DEFAULT_DATA_DIR, .batch = 32, .seqlen = 128, .seed = 1};
@@ -97,7 +111,8 @@ int slm_cmd_quantize(int argc, char **argv) {
         {"act-group", 0, SLM_OPT_INT, &qp.act_group, "G",
          "quantise activations per token and G input columns (32, 64, 128, ...: a multiple of 32); 0: per token"},
         {"keep-lm-head", 0, SLM_OPT_FLAG, &keep_head, NULL, "leave the lm head in float"},
-        {"embd", 0, SLM_OPT_STRING, &embd, "TYPE", "token embedding values: f16 or f32"},
+        {"embd", 0, SLM_OPT_STRING, &embd, "TYPE",
+         "token embedding: f16 or f32 values, or int8 (the int8 lm head's rows: a smaller file, opt-in)"},
         {"gguf-q8_0", 0, SLM_OPT_STRING, &q8_path, "FILE", "also write the source model as GGUF Q8_0 (llama.cpp)"},
         SLM_CLI_CALIB_OPTIONS(cc),
         {"output", 0, SLM_OPT_STRING, &json_path, "FILE", "also write the report as JSON"},
@@ -115,8 +130,10 @@ int slm_cmd_quantize(int argc, char **argv) {
     slm_status st = SLM_OK;
     if (!int8) st = slm_fail(SLM_ERR_ARG, "quantize: --int8 is required (the only scheme so far)");
     else if (!out_path) st = slm_fail(SLM_ERR_ARG, "quantize: -o OUT is required");
-    else if (strcmp(embd, "f16") && strcmp(embd, "f32"))
-        st = slm_fail(SLM_ERR_ARG, "quantize: --embd must be f16 or f32, not '%s'", embd);
+    else if (!embd_kind(embd, &qp.embd))
+        st = slm_fail(SLM_ERR_ARG, "quantize: --embd must be f16, f32 or int8, not '%s'", embd);
+    else if (qp.embd == SLM_QUANT_EMBD_INT8 && keep_head)
+        st = slm_fail(SLM_ERR_ARG, "quantize: --embd int8 is the int8 lm head's rows: not with --keep-lm-head");
     else if (!(qp.outlier_threshold >= 0.0f))
         st = slm_fail(SLM_ERR_ARG, "quantize: --outlier-threshold must be >= 0");
     else if (!(qp.max_outlier_frac >= 0.0f && qp.max_outlier_frac <= 1.0f))
@@ -129,7 +146,6 @@ int slm_cmd_quantize(int argc, char **argv) {
         return slm_cli_report(st);
     }
     qp.lm_head = !keep_head;
-    qp.embd_f16 = !strcmp(embd, "f16");
     qp.quiet = quiet;
     slm_model *m = NULL;
     if (slm_cli_load_model(pos[0], true, threads, &m)) { /* the tokenizer goes into the output */

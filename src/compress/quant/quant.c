@@ -23,7 +23,13 @@
 
 slm_quant_params slm_quant_default_params(void) {
     return (slm_quant_params){
-        .outlier_threshold = 6.0f, .max_outlier_frac = 0.02f, .lm_head = true, .embd_f16 = true, .quiet = false};
+        .outlier_threshold = 6.0f, .max_outlier_frac = 0.02f, .lm_head = true, .embd = SLM_QUANT_EMBD_F16,
+        .quiet = false};
+}
+
+const char *slm_quant_embd_name(slm_quant_embd e) {
+    static const char *const names[SLM_QUANT_EMBD_COUNT] = {"f16", "f32", "int8"};
+    return (unsigned)e < SLM_QUANT_EMBD_COUNT ? names[e] : NULL;
 }
 
 void slm_quant_report_free(slm_quant_report *r) {
@@ -123,7 +129,7 @@ static slm_status collect(const slm_model *m, const slm_calib *cal, bool quiet, 
     for (int64_t t = 0; !st && t < n_tok; t++) {
         int32_t id = cal->tokens[t];
         if (id < 0 || id >= c->n_vocab) st = slm_fail(SLM_ERR_ARG, "calibration token %d out of range", id);
-        else memcpy(X + t * D, m->tok_embd + (int64_t)id * D, (size_t)D * sizeof(float));
+        else slm_model_embed_row(m, id, X + t * D);
     }
     slm_progress pr = {.quiet = quiet};
     slm_progress_begin(&pr, "calibration", "seq", (int64_t)c->n_layers * cal->n_seqs);
@@ -219,6 +225,31 @@ static const float *f16_copy(slm_model *m, const float *x, int64_t n) {
     return y;
 }
 
+/* The token embedding as p->embd asks, after calibration (which ran on the
+ * original values) and after the int8 lm head was made. int8: tied, the
+ * lookup reads the head's rows (one matrix); untied, the embedding gets its
+ * own per-row int8 matrix (no outlier columns: a lookup has no input); the
+ * float embedding and head are dropped either way (lm_head_q is the head). */
+static slm_status convert_embedding(slm_model *m, slm_quant_embd embd) {
+    const slm_config *c = &m->cfg;
+    const int64_t n = (int64_t)c->n_vocab * c->d_model;
+    const bool tied = m->lm_head == m->tok_embd;
+    if (embd == SLM_QUANT_EMBD_F16) {
+        const float *e = f16_copy(m, m->tok_embd, n), *h = tied ? e : f16_copy(m, m->lm_head, n);
+        if (!e || !h) return SLM_ERR_NOMEM;
+        m->tok_embd = e, m->lm_head = h;
+    } else if (embd == SLM_QUANT_EMBD_INT8) {
+        const slm_i8_matrix *e = m->lm_head_q.i8[0];
+        slm_status st = tied ? SLM_OK
+                             : slm_i8_matrix_quantize(m, m->tok_embd, c->n_vocab, c->d_model, c->d_model, NULL, 0,
+                                                      "token_embd", &e);
+        if (st) return st;
+        m->tok_embd_i8 = e;
+        m->tok_embd = m->lm_head = NULL;
+    }
+    return SLM_OK;
+}
+
 slm_status slm_quant_int8(slm_model *m, const slm_quant_params *p, const slm_calib *cal, slm_quant_report *rep) {
     slm_quant_params def = slm_quant_default_params();
     if (!p) p = &def;
@@ -231,6 +262,7 @@ slm_status slm_quant_int8(slm_model *m, const slm_quant_params *p, const slm_cal
         for (int q = 0; q < SLM_PROJ_COUNT; q++)
             if (m->blocks[l].kept && m->blocks[l].lin[q].kind == SLM_LINEAR_INT8)
                 return slm_fail(SLM_ERR_ARG, "quantize: block %d: %s is already int8", l, slm_proj_gguf_name((slm_proj)q));
+    if (m->tok_embd_i8) return slm_fail(SLM_ERR_ARG, "quantize: the token embedding is already int8");
     const bool outl = p->outlier_threshold > 0.0f;
     if (outl && (!cal || cal->n_seqs < 1))
         return slm_fail(SLM_ERR_ARG, "quantize: outlier columns need calibration data (or threshold 0)");
@@ -241,6 +273,11 @@ slm_status slm_quant_int8(slm_model *m, const slm_quant_params *p, const slm_cal
     if (!rep->outliers || !rep->above) return SLM_ERR_NOMEM;
     if (!(p->max_outlier_frac >= 0.0f && p->max_outlier_frac <= 1.0f))
         return slm_fail(SLM_ERR_ARG, "quantize: outlier fraction %g out of range [0, 1]", (double)p->max_outlier_frac);
+    if (!slm_quant_embd_name(p->embd))
+        return slm_fail(SLM_ERR_ARG, "quantize: embedding kind %d unknown", (int)p->embd);
+    if (p->embd == SLM_QUANT_EMBD_INT8 && !p->lm_head)
+        return slm_fail(SLM_ERR_ARG, "quantize: an int8 embedding is the int8 lm head's rows: it needs the lm head "
+                        "quantised too");
     if (p->act_group != 0 && !slm_i8_group_ok(p->act_group))
         return slm_fail(SLM_ERR_ARG, "quantize: activation group %d: 0 or a multiple of 32 in [32, 1024] expected",
                         p->act_group);
@@ -286,13 +323,7 @@ slm_status slm_quant_int8(slm_model *m, const slm_quant_params *p, const slm_cal
     }
     free(idx);
     stats_free(&s);
-    if (!st && p->embd_f16) { /* after calibration, which ran on the original values */
-        const int64_t n = (int64_t)c->n_vocab * c->d_model;
-        const bool tied = m->lm_head == m->tok_embd;
-        const float *e = f16_copy(m, m->tok_embd, n), *h = tied ? e : f16_copy(m, m->lm_head, n);
-        if (!e || !h) st = SLM_ERR_NOMEM;
-        else m->tok_embd = e, m->lm_head = h;
-    }
+    if (!st) st = convert_embedding(m, p->embd);
     if (!st) st = slm_model_set_int8_act_group(m, p->act_group);
     if (!st) st = slm_model_validate(m);
     rep->bytes_after = slm_model_get_stats(m, 1).weight_bytes;
@@ -304,6 +335,18 @@ slm_status slm_quant_int8(slm_model *m, const slm_quant_params *p, const slm_cal
 
 slm_status slm_quant_dequantize(slm_model *m) {
     const slm_config *c = &m->cfg;
+    if (m->tok_embd_i8) {
+        /* tied: the dequantised rows are the head too, so the model stays tied */
+        float *e = slm_model_alloc_f32(m, (size_t)c->n_vocab * c->d_model, "dequantised token embedding");
+        if (!e) return SLM_ERR_NOMEM;
+        slm_i8_matrix_dequantize(m->tok_embd_i8, e, c->d_model);
+        if (c->tied_embeddings) {
+            m->lm_head = e;
+            memset(&m->lm_head_q, 0, sizeof m->lm_head_q);
+        }
+        m->tok_embd = e;
+        m->tok_embd_i8 = NULL;
+    }
     for (int l = 0; l < c->n_layers; l++)
         for (int q = 0; q < SLM_PROJ_COUNT; q++) {
             slm_linear *lin = &m->blocks[l].lin[q], out;

@@ -2,7 +2,10 @@
  * block, dense or low-rank, and optionally the lm head, becomes an INT8
  * linear (model/linear_int8.h): per-output-channel symmetric int8 weights
  * (absmax / 127 scales), activations quantised per token at run time.
- * Embeddings, norms and biases stay fp32.
+ * Norms and biases stay fp32; the token embedding stays float (fp16
+ * values by default), or, opt-in (embd SLM_QUANT_EMBD_INT8), becomes the
+ * int8 lm head's rows: one int8 [V][D] matrix for a tied model, its own
+ * per-row int8 matrix for an untied one, dequantised row by row at lookup.
  *
  * Outliers (LLM.int8, Dettmers et al. 2022): an input feature column whose
  * magnitude exceeds outlier_threshold on the calibration data (max |x| over
@@ -24,12 +27,23 @@
 #include "compress/calib.h"
 #include "model/forward.h"
 
+/* How the token embedding is kept (the paper keeps embeddings float). */
+typedef enum slm_quant_embd {
+    SLM_QUANT_EMBD_F16 = 0, /* fp16 values (and an untied fp32 lm head's), so an int8 GGUF
+                               stores them as F16, losslessly */
+    SLM_QUANT_EMBD_F32,     /* unchanged */
+    SLM_QUANT_EMBD_INT8,    /* per-row int8 + a scale per row, the lm head's quantisation
+                               (needs lm_head): tied, the head's matrix itself */
+    SLM_QUANT_EMBD_COUNT
+} slm_quant_embd;
+/* "f16", "f32", "int8" (the CLI's --embd values); NULL out of range. */
+const char *slm_quant_embd_name(slm_quant_embd e);
+
 typedef struct slm_quant_params {
     float outlier_threshold; /* > 0: keep input columns above it in fp32 (needs calibration); 0: pure int8 */
     float max_outlier_frac;  /* at most this fraction of an input's columns (the largest) stay fp32 */
-    bool lm_head;            /* quantise the lm head too (the embedding lookup stays float) */
-    bool embd_f16;           /* round the token embedding (and an untied fp32 lm head) to fp16
-                                values, so an int8 GGUF stores them in half the bytes, losslessly */
+    bool lm_head;            /* quantise the lm head too */
+    slm_quant_embd embd;     /* the token embedding: fp16 values (default), fp32, or int8 */
     int act_group;           /* 0: activations quantised per token; G (multiple of 32 in
                                 [32, 1024]): per token and G input columns, each group its own
                                 absmax scale (docs/int8.md "Grouped activations") */
