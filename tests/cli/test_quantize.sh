@@ -6,7 +6,8 @@
 # a safetensors directory of the dequantised values; grouped activations
 # (--act-group 64: slimlm.int8.act_group in the file, and a file whose
 # group or format version this reader cannot honour is refused in one
-# line); every usage error is one line "error: ..." with exit status 1
+# line); the int8 embedding (--embd int8: smaller file, loads, generates,
+# converts back to a tied F32 model, train refuses it); every usage error is one line "error: ..." with exit status 1
 # and leaves no output behind.
 set -u
 bin="${SLM_BIN:?}"
@@ -80,19 +81,55 @@ if "$bin" quantize "$model" --int8 --outlier-threshold 0 --act-group 64 -o "$tmp
   fi
   cp "$tmp/g64.gguf" "$tmp/g48.gguf" && patch_u32 "$tmp/g48.gguf" slimlm.int8.act_group 48
   bad "'slimlm.int8.act_group' = 48" "$bin" info "$tmp/g48.gguf"
-  cp "$tmp/g64.gguf" "$tmp/v3.gguf" && patch_u32 "$tmp/v3.gguf" slimlm.format_version 3
-  bad "slimlm format version 3, this slimlm reads up to 2" "$bin" info "$tmp/v3.gguf"
-  rm -f "$tmp/g64.gguf" "$tmp/g48.gguf" "$tmp/v3.gguf"
+  cp "$tmp/g64.gguf" "$tmp/v4.gguf" && patch_u32 "$tmp/v4.gguf" slimlm.format_version 4
+  bad "slimlm format version 4, this slimlm reads up to 3" "$bin" info "$tmp/v4.gguf"
+  rm -f "$tmp/g48.gguf" "$tmp/v4.gguf"
 else
   echo "FAIL quantize --act-group 64:"; cat "$tmp/g64.txt"; fail=1
 fi
 bad "act-group must be 0 or a multiple of 32" "$bin" quantize "$model" --int8 --act-group 48 -o "$tmp/x.gguf"
 
+# --embd int8: the tied lm head's int8 rows are the embedding (one matrix,
+# slimlm.int8.embd), a smaller file that loads, runs and converts back
+if "$bin" quantize "$model" --int8 --outlier-threshold 0 --act-group 64 --embd int8 -o "$tmp/e8.gguf" -q -t 2 \
+     > "$tmp/e8.txt" 2>&1; then
+  check_int8 "$tmp/e8.gguf" "int8 embedding"
+  info=$("$bin" info "$tmp/e8.gguf" 2>&1)
+  out=$("$bin" generate "$tmp/e8.gguf" -p "The capital of France is" -n 4 --temp 0 -q -t 2 2>/dev/null)
+  e8=$(stat -c %s "$tmp/e8.gguf")
+  g64=$(stat -c %s "$tmp/g64.gguf" 2>/dev/null || echo 0)
+  if printf '%s\n' "$info" | grep -q "^embedding .*int8.*the lm head's matrix" &&
+     grep -q 'slimlm.int8.embd' "$tmp/e8.gguf" && [ -n "$out" ] && [ "$e8" -lt $((g64 * 3 / 4)) ]; then
+    echo "ok   int8 embedding: one matrix with the lm head, $e8 bytes (fp16 embedding $g64), generate: '$out'"
+  else
+    echo "FAIL int8 embedding: info / key / generate '$out' / $e8 bytes vs $g64"; fail=1
+  fi
+  back=""
+  if "$bin" convert "$tmp/e8.gguf" -o "$tmp/e8_f32.gguf" -q -t 2 &&
+     "$bin" info "$tmp/e8_f32.gguf" 2>&1 | grep -q 'tied embeddings'; then
+    back=$("$bin" generate "$tmp/e8_f32.gguf" -p "The capital of France is" -n 4 --temp 0 -q -t 2 2>/dev/null)
+  fi
+  if [ -n "$back" ] && [ "$back" = "$out" ]; then
+    echo "ok   convert of the int8-embedding model: F32, still tied, same greedy text"
+  else
+    echo "FAIL convert of the int8-embedding model"; fail=1
+  fi
+  printf 'Some text to train on, long enough for one sequence of sixteen tokens or more.\n' > "$tmp/t.txt"
+  bad "token embedding is int8: training needs fp32" "$bin" train "$tmp/e8.gguf" --data "$tmp/t.txt" --tokens 64 \
+    -b 1 -c 16 -o "$tmp/x.gguf" -q -t 2
+  rm -f "$tmp/e8.gguf" "$tmp/e8_f32.gguf"
+else
+  echo "FAIL quantize --embd int8:"; cat "$tmp/e8.txt"; fail=1
+fi
+rm -f "$tmp/g64.gguf"
+bad "embd int8 is the int8 lm head's rows" "$bin" quantize "$model" --int8 --embd int8 --keep-lm-head -o "$tmp/x.gguf"
+
 bad "--int8 is required" "$bin" quantize "$model" -o "$tmp/x.gguf"
 bad "-o OUT is required" "$bin" quantize "$model" --int8
 bad "outlier-threshold must be >= 0" "$bin" quantize "$model" --int8 --outlier-threshold -1 -o "$tmp/x.gguf"
 bad "max-outliers must be in" "$bin" quantize "$model" --int8 --max-outliers 2 -o "$tmp/x.gguf"
-bad "embd must be f16 or f32" "$bin" quantize "$model" --int8 --embd f8 -o "$tmp/x.gguf"
+bad "embd must be f16, f32 or int8, not 'f8'" "$bin" quantize "$model" --int8 --embd f8 -o "$tmp/x.gguf"
+bad "embd must be f16, f32 or int8, not 'bogus'" "$bin" quantize "$model" --int8 --embd bogus -o "$tmp/x.gguf"
 bad "$tmp/missing.gguf: cannot open" "$bin" quantize "$tmp/missing.gguf" --int8 -o "$tmp/x.gguf"
 head -c 1000 "$model" > "$tmp/truncated.gguf"
 bad "$tmp/truncated.gguf: " "$bin" quantize "$tmp/truncated.gguf" --int8 -o "$tmp/x.gguf"

@@ -18,7 +18,15 @@
  *    order within 1e-5; weight bytes are the sum of the parts;
  *  - damaged int8 files (a negative or NaN scale, a non-zero int8 value at
  *    an outlier column, outlier columns out of order, a scale tensor of the
- *    wrong type) fail to load with one message naming the file and tensor. */
+ *    wrong type) fail to load with one message naming the file and tensor;
+ *  - the int8 token embedding (SLM_QUANT_EMBD_INT8), tied (one int8 matrix,
+ *    the head's, with its outlier columns) and untied (its own matrix):
+ *    every looked-up row is scale[r] * q bit for bit and within scale[r] / 2
+ *    of the float embedding; bytes count the matrix once; saved as an int8
+ *    GGUF (slimlm.int8.embd, version 3, no float token_embd / output) and
+ *    loaded, logits identical; as F32 GGUF, the dequantised values, still
+ *    tied; damaged files (scales missing, of the wrong type or shape, or
+ *    negative; rows not I8 or missing; the key missing) give one message. */
 #include "compress/quant/quant.h"
 #include "formats/gguf.h"
 #include "kernels/cpu/int8.h"
@@ -336,6 +344,24 @@ static void check_model_roundtrip(void) {
 
 /* ---- damaged int8 files ---------------------------------------------------------------- */
 
+/* Offset of the header string s (a key or tensor name: its bytes after
+ * their u64 length) in g's file, 0 when absent. */
+static size_t header_find(const slm_gguf *g, const char *s) {
+    size_t ln = strlen(s);
+    for (size_t i = 8; i + ln + 8 < g->data_offset; i++)
+        if (!memcmp(g->file.data + i, s, ln) && !memcmp(g->file.data + i - 8, &(uint64_t){ln}, 8)) return i;
+    return 0;
+}
+
+/* Writes g's file to dst with bytes [at, at + n) replaced by patch. */
+static bool write_patched(const slm_gguf *g, const char *dst, size_t at, const void *patch, size_t n) {
+    FILE *f = fopen(dst, "wb");
+    bool ok = f && fwrite(g->file.data, 1, at, f) == at && fwrite(patch, 1, n, f) == n &&
+              fwrite(g->file.data + at + n, 1, g->file.size - at - n, f) == g->file.size - at - n;
+    if (f) fclose(f);
+    return ok;
+}
+
 /* Copies src to dst with bytes [off, off + n) of tensor `name`'s data
  * replaced by patch (off relative to the tensor), or its type id changed
  * (new_type >= 0); returns false when the tensor is missing. */
@@ -346,29 +372,21 @@ static bool patch_file(const char *src, const char *dst, const char *name, size_
     const slm_gguf_tensor *t = slm_gguf_find_tensor(g, name);
     size_t at = t ? (size_t)((const uint8_t *)t->data - g->file.data) + off : 0;
     /* the tensor info: name bytes, then n_dims, dims, type (u32) */
-    size_t type_at = 0;
-    if (t && new_type >= 0) {
-        size_t ln = strlen(name);
-        for (size_t i = 0; i + ln + 8 < g->data_offset; i++)
-            if (!memcmp(g->file.data + i, name, ln) && !memcmp(g->file.data + i - 8, &(uint64_t){ln}, 8)) {
-                type_at = i + ln + 4 + 8 * (size_t)t->n_dims;
-                break;
-            }
-    }
-    size_t len = g->file.size;
-    uint8_t *buf = malloc(len);
-    memcpy(buf, g->file.data, len);
+    const uint32_t type = (uint32_t)new_type;
+    if (t && new_type >= 0 && (at = header_find(g, name))) at += strlen(name) + 4 + 8 * (size_t)t->n_dims;
+    bool ok = t && at && (new_type >= 0 ? write_patched(g, dst, at, &type, 4) : write_patched(g, dst, at, patch, n));
     slm_gguf_close(g);
-    if (!t || (new_type >= 0 && !type_at)) {
-        free(buf);
-        return false;
-    }
-    if (new_type >= 0) memcpy(buf + type_at, &(uint32_t){(uint32_t)new_type}, 4);
-    else memcpy(buf + at, patch, n);
-    FILE *f = fopen(dst, "wb");
-    bool ok = f && fwrite(buf, 1, len, f) == len;
-    if (f) fclose(f);
-    free(buf);
+    return ok;
+}
+
+/* Copies src to dst with bytes [off, off + n) after the header string s
+ * (a key or tensor name; off 0: the name itself) replaced by patch. */
+static bool patch_header(const char *src, const char *dst, const char *s, size_t off, const void *patch, size_t n) {
+    slm_gguf *g;
+    if (slm_gguf_open(src, &g)) return false;
+    size_t at = header_find(g, s);
+    bool ok = at && write_patched(g, dst, at + off, patch, n);
+    slm_gguf_close(g);
     return ok;
 }
 
@@ -418,6 +436,166 @@ static void check_damaged(void) {
     remove(bad);
 }
 
+/* ---- int8 token embedding (--embd int8) ---------------------------------------------------- */
+
+/* A random model (tied or untied) quantised with the int8 embedding: the
+ * head with calibration outliers, activation groups of 32; *embd gets a
+ * copy of the float embedding [V][D] it was made from (caller frees). */
+static slm_model *embd8_model(bool tied, float **embd) {
+    slm_config cfg = small_config();
+    cfg.tied_embeddings = tied;
+    slm_model *m;
+    *embd = NULL;
+    if (!CHECK(slm_model_new_random(&cfg, tied ? 21 : 22, &m) == SLM_OK, "random model")) return NULL;
+    const size_t n = (size_t)cfg.n_vocab * cfg.d_model;
+    *embd = malloc(sizeof(float) * n);
+    memcpy(*embd, m->tok_embd, sizeof(float) * n);
+    slm_calib cal = {.n_seqs = 3, .seq_len = 24};
+    cal.tokens = malloc(sizeof(int32_t) * 3 * 24);
+    for (int i = 0; i < 72; i++) cal.tokens[i] = (i * 13 + 1) % cfg.n_vocab;
+    slm_quant_params p = slm_quant_default_params();
+    p.outlier_threshold = 1.5f, p.max_outlier_frac = 0.25f, p.act_group = 32, p.quiet = true;
+    p.embd = SLM_QUANT_EMBD_INT8;
+    slm_quant_report rep;
+    slm_status st = slm_quant_int8(m, &p, &cal, &rep);
+    free(cal.tokens);
+    slm_quant_report_free(&rep);
+    if (!CHECK(st == SLM_OK, "quantise with the int8 embedding: %s", slm_last_error())) {
+        slm_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Every row of m's embedding lookup: scale[r] * q (outlier columns: their
+ * fp32 weight) bit for bit, and within scale[r] / 2 of the float embedding
+ * (+ the product's own rounding, |x| 2^-24). Returns max |x - e| / s_r. */
+static double check_lookup(const slm_model *m, const float *embd, const char *what) {
+    const slm_i8_matrix *e8 = m->tok_embd_i8;
+    const int V = m->cfg.n_vocab, D = m->cfg.d_model;
+    float *x = malloc(sizeof(float) * D), *want = malloc(sizeof(float) * D);
+    double worst = 0;
+    int exact = 0, bounded = 0;
+    for (int r = 0; r < V; r++) {
+        slm_model_embed_row(m, r, x);
+        const float s = e8->scale[r];
+        for (int c = 0; c < D; c++) want[c] = s * (float)e8->q[(int64_t)r * e8->ld + c];
+        for (int j = 0; j < e8->n_outl; j++) want[e8->outl_idx[j]] = e8->outl_w[(int64_t)r * e8->n_outl + j];
+        exact += memcmp(x, want, sizeof(float) * D) == 0;
+        bool ok = true;
+        for (int c = 0; c < D; c++) {
+            double d = fabs((double)x[c] - embd[(int64_t)r * D + c]);
+            ok = ok && d <= 0.5 * s + fabs(x[c]) * 0x1p-24;
+            if (s > 0) worst = fmax(worst, d / s);
+        }
+        bounded += ok;
+    }
+    printf("%s: lookup = s_r q in %d of %d rows; |lookup - float| <= s_r/2 in %d rows (max %.4f s_r)\n", what, exact, V,
+           bounded, worst);
+    CHECK(exact == V && bounded == V, "%s: every row is s_r q and within s_r / 2", what);
+    free(x), free(want);
+    return worst;
+}
+
+static void check_embd_int8(bool tied) {
+    const char *what = tied ? "int8 embedding, tied" : "int8 embedding, untied";
+    float *embd;
+    slm_model *m = embd8_model(tied, &embd);
+    if (!m) return;
+    const slm_config *c = &m->cfg;
+    const slm_i8_matrix *e8 = m->tok_embd_i8;
+    CHECK(e8 && !m->tok_embd && !m->lm_head && m->lm_head_q.kind == SLM_LINEAR_INT8 && c->tied_embeddings == tied &&
+              (m->lm_head_q.i8[0] == e8) == tied,
+          "%s: no float embedding or head; %s", what, tied ? "one int8 matrix" : "the embedding its own int8 matrix");
+    if (!e8) {
+        slm_model_free(m), free(embd);
+        return;
+    }
+    CHECK(!tied || e8->n_outl > 0, "tied: the head's outlier columns are the embedding's (%d)", e8->n_outl);
+    check_lookup(m, embd, what);
+    /* bytes: the int8 embedding once (and the untied head's int8) + linears + norms */
+    int64_t want = slm_i8_matrix_bytes(e8) + (tied ? 0 : slm_linear_int8_bytes(&m->lm_head_q)) + 4 * c->d_model;
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int p = 0; p < SLM_PROJ_COUNT; p++) want += slm_linear_int8_bytes(&m->blocks[l].lin[p]);
+        want += 4 * 2 * c->d_model;
+    }
+    CHECK(slm_model_get_stats(m, 1).weight_bytes == want, "%s: weight bytes %lld, parts %lld", what,
+          (long long)slm_model_get_stats(m, 1).weight_bytes, (long long)want);
+
+    const size_t n = (size_t)(N_TOK + 1) * c->n_vocab;
+    float *l0 = malloc(sizeof(float) * n), *l1 = malloc(sizeof(float) * n), *l2 = malloc(sizeof(float) * n);
+    CHECK(logits_of(m, l0), "%s: forward: %s", what, slm_last_error());
+    slm_save_params sp = slm_save_default_params();
+    slm_load_params lp = slm_load_default_params();
+    lp.load_tokenizer = false;
+    const char *f8 = tmp_path(tied ? "embd8_tied.gguf" : "embd8_untied.gguf"), *f32 = tmp_path("embd8_f32.gguf");
+    slm_model *r = NULL;
+    sp.dtype = SLM_DTYPE_I8;
+    if (CHECK(slm_model_save(m, f8, &sp) == SLM_OK, "save: %s", slm_last_error()) &&
+        CHECK(slm_model_load(f8, &lp, &r) == SLM_OK, "load: %s", slm_last_error())) {
+        slm_gguf *g = NULL;
+        bool key = false;
+        int64_t ver = 0;
+        CHECK(slm_gguf_open(f8, &g) == SLM_OK && slm_gguf_get_bool(g, "slimlm.int8.embd", &key) && key &&
+                  slm_gguf_get_i64(g, "slimlm.format_version", &ver) && ver == 3 &&
+                  !slm_gguf_find_tensor(g, "token_embd.weight") && !slm_gguf_find_tensor(g, "output.weight") &&
+                  !slm_gguf_find_tensor(g, "output.i8.weight") == tied,
+              "%s: file has slimlm.int8.embd, version 3, token_embd.i8 only%s", what,
+              tied ? "" : " and the head's output.i8");
+        slm_gguf_close(g);
+        CHECK(r->tok_embd_i8 && !r->tok_embd && r->cfg.tied_embeddings == tied &&
+                  (r->lm_head_q.i8[0] == r->tok_embd_i8) == tied && slm_model_int8_act_group(r) == 32,
+              "%s: loaded as an int8 embedding, tiedness and group kept", what);
+        CHECK(slm_model_get_stats(r, 1).weight_bytes == want, "%s: loaded bytes", what);
+        if (r->tok_embd_i8) check_lookup(r, embd, "loaded");
+        CHECK(logits_of(r, l1), "forward: %s", slm_last_error());
+        CHECK_CLOSE(tied ? "int8 embedding (tied) GGUF round trip logits" : "int8 embedding (untied) round trip logits",
+                    l0, l1, n, 0.0);
+        slm_model_free(r);
+    }
+    /* F32 GGUF = the dequantised values, still tied when tied */
+    sp.dtype = SLM_DTYPE_F32;
+    r = NULL;
+    if (CHECK(slm_model_save(m, f32, &sp) == SLM_OK, "save f32: %s", slm_last_error()) &&
+        CHECK(slm_model_load(f32, &lp, &r) == SLM_OK, "load f32: %s", slm_last_error())) {
+        CHECK(!r->tok_embd_i8 && r->tok_embd && r->cfg.tied_embeddings == tied, "%s: F32 file float, tied as made",
+              what);
+        CHECK(logits_of(r, l1), "forward: %s", slm_last_error());
+        CHECK(slm_quant_dequantize(m) == SLM_OK && !m->tok_embd_i8 && m->cfg.tied_embeddings == tied,
+              "dequantize: %s", slm_last_error());
+        CHECK(logits_of(m, l2), "forward: %s", slm_last_error());
+        CHECK_CLOSE("F32 GGUF of the int8-embedding model vs slm_quant_dequantize", l1, l2, n, 0.0);
+        slm_model_free(r);
+    }
+    remove(f32);
+    slm_model_free(m);
+    free(l0), free(l1), free(l2), free(embd);
+}
+
+/* Damaged files with an int8 embedding: one message naming file and tensor or key. */
+static void check_embd_damaged(void) {
+    const char *src = tmp_path("embd8_tied.gguf"), *bad = tmp_path("embd8_bad.gguf");
+    const float neg = -1.0f;
+    const uint64_t v_short = (uint64_t)small_config().n_vocab - 1;
+    const size_t dim0 = strlen("token_embd.i8.scale") + 4; /* after the name: n_dims (u32), then ne[0] */
+    if (CHECK(patch_header(src, bad, "token_embd.i8.scale", 0, "token_embd.i8.scalX", 19), "rename the scales"))
+        expect_load_error(bad, "int8 embedding without scales", "missing F32 tensor 'token_embd.i8.scale'");
+    if (CHECK(patch_file(src, bad, "token_embd.i8.scale", 0, NULL, 0, SLM_DTYPE_I32), "retype the scales"))
+        expect_load_error(bad, "embedding scales stored as I32", "missing F32 tensor 'token_embd.i8.scale'");
+    if (CHECK(patch_header(src, bad, "token_embd.i8.scale", dim0, &v_short, 8), "shorten the scales"))
+        expect_load_error(bad, "embedding scales of the wrong shape", "tensor 'token_embd.i8.scale' has shape [96");
+    if (CHECK(patch_file(src, bad, "token_embd.i8.scale", 4, &neg, 4, -1), "negate a scale"))
+        expect_load_error(bad, "negative embedding scale", "'token_embd.i8.weight': scale of row 1");
+    /* Q4_0: fewer bytes than I8, so the tensor still fits where it was */
+    if (CHECK(patch_file(src, bad, "token_embd.i8.weight", 0, NULL, 0, SLM_DTYPE_Q4_0), "retype the rows"))
+        expect_load_error(bad, "embedding rows not I8", "tensor 'token_embd.i8.weight' is not an I8 matrix");
+    if (CHECK(patch_header(src, bad, "token_embd.i8.weight", 0, "token_embd.i8.weighX", 20), "rename the rows"))
+        expect_load_error(bad, "key set, int8 rows missing", "missing tensor 'token_embd.i8.weight'");
+    if (CHECK(patch_header(src, bad, "slimlm.int8.embd", 0, "slimlm.int8.embX", 16), "rename the key"))
+        expect_load_error(bad, "int8 rows without the key", "missing tensor 'token_embd.weight'");
+    remove(bad);
+}
+
 int main(void) {
     slm_set_threads(2);
     slm_config cfg = small_config();
@@ -429,5 +607,8 @@ int main(void) {
     slm_model_free(m);
     check_model_roundtrip();
     check_damaged();
+    check_embd_int8(true);
+    check_embd_damaged();
+    check_embd_int8(false);
     return slm_test_finish();
 }
