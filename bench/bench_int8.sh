@@ -12,6 +12,7 @@
 #   int8 fp32-head the same with --keep-lm-head (the lm head stays float)
 #   LLM.int8       slimlm quantize --int8 (threshold 6, at most 2% fp32 columns per input)
 #   int8-g64       slimlm quantize --int8 --outlier-threshold 0 --act-group 64 (grouped activation scales)
+#   int8-g64-embd8 the same with --embd int8 (the token embedding is the int8 lm head's rows)
 #   rom fp32       slimlm rom MODEL --budget 0.8 --blocks last:8 --batch 32 (ROM_MODEL to reuse one)
 #   rom int8       that quantised (low-rank factors int8)
 # Each timing is bench_forward's best of REPS runs; the machine's load
@@ -52,6 +53,8 @@ want llm.int8 && make_once "$work/llmint8.gguf" "$slimlm" quantize "$model" --in
 group=${ACT_GROUP:-64}
 want int8-g$group && make_once "$work/int8_g$group.gguf" "$slimlm" quantize "$model" --int8 --outlier-threshold 0 \
   --act-group "$group" -o "$work/int8_g$group.gguf" -q -t "$threads"
+want "int8-g$group-embd8" && make_once "$work/int8_g${group}_embd8.gguf" "$slimlm" quantize "$model" --int8 \
+  --outlier-threshold 0 --act-group "$group" --embd int8 -o "$work/int8_g${group}_embd8.gguf" -q -t "$threads"
 rom=${ROM_MODEL:-$work/rom.gguf}
 want rom-fp32 && make_once "$rom" "$slimlm" rom "$model" --budget 0.8 --blocks last:8 --batch 32 -q -t "$threads" -o "$rom"
 want rom-int8 && make_once "$work/rom_int8.gguf" "$slimlm" quantize "$rom" --int8 --outlier-threshold 0 -o "$work/rom_int8.gguf" -q \
@@ -72,6 +75,7 @@ run int8 "$work/int8.gguf"
 run int8-fp32head "$work/int8_head.gguf"
 run llm.int8 "$work/llmint8.gguf"
 run "int8-g$group" "$work/int8_g$group.gguf"
+run "int8-g$group-embd8" "$work/int8_g${group}_embd8.gguf"
 run rom-fp32 "$rom"
 run rom-int8 "$work/rom_int8.gguf"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -98,14 +102,17 @@ def ratios(a, b, name):
     w = ja["weight_mib"] / jb["weight_mib"]
     f = sa / sb
     mark = lambda v, g: "ok" if v >= g else "below"
-    print(f"{name:<28} prefill {p:.2f}x (goal 2, {mark(p, 2)})  decode {d:.2f}x (goal 2.5, {mark(d, 2.5)})  "
+    print(f"{name:<31} prefill {p:.2f}x (goal 2, {mark(p, 2)})  decode {d:.2f}x (goal 2.5, {mark(d, 2.5)})  "
           f"bytes held {w:.2f}x, file {f:.2f}x (goal 3.5, {mark(max(w, f), 3.5)})")
 print()
 ratios("fp32", "int8", "int8 / fp32")
 ratios("fp32", "int8-fp32head", "int8 (float head) / fp32")
 ratios("fp32", "llm.int8", "LLM.int8 / fp32")
 for label, _, _ in rows:
-    if label.startswith("int8-g"):
+    if label.startswith("int8-g") and label.endswith("-embd8"):
+        ratios("fp32", label, f"int8 g{label[6:-6]} int8 embedding / fp32")
+        ratios(label[:-6], label, f"int8 g{label[6:-6]} int8 / fp16 embedding")
+    elif label.startswith("int8-g"):
         ratios("fp32", label, f"int8 groups of {label[6:]} / fp32")
         ratios("int8", label, f"int8 groups of {label[6:]} / int8")
 ratios("rom-fp32", "rom-int8", "ROM int8 / ROM fp32")
