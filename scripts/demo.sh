@@ -6,7 +6,7 @@
 # protocol, ctx 512) and decode speed, against the original in fp32.
 #   1. INT8 (per-channel weights; activations per token with one scale per
 #      64 columns; the token embedding as the int8 lm head's rows;
-#      docs/int8.md): about 4x fewer bytes, 3-4x faster decode, +0.9%
+#      docs/int8.md): about 4x fewer bytes, 2-2.7x faster decode, +0.9%
 #      perplexity;
 #   2. LLM-ROM (training-free layerwise PCA; docs/rom.md) on the last blocks;
 #   3. both: the ROM model quantised.
