@@ -163,36 +163,57 @@ int slm_rom_stream_rank(const slm_rom_stream *s, int layer, int k) {
     return l->kind == SLM_LINEAR_LOWRANK ? 0 : slm_rom_plan_rank(&s->p->plan, l->n_out, l->n_in);
 }
 
-slm_status slm_rom_stream_factor(slm_rom_stream *s, int layer, int k, int r, const double *cx, double *cy) {
+slm_status slm_rom_factor_begin(slm_rom_stream *s, int layer, int k, int r, const double *cx, double *cy,
+                                slm_rom_factor_job *job) {
     slm_model *m = s->m;
-    const slm_rom_params *p = s->p;
     slm_linear *l = &m->blocks[layer].lin[k];
     slm_rom_linear_report *lr = &s->rep->blocks[layer].lin[k];
+    *job = (slm_rom_factor_job){.layer = layer, .k = k, .r = r, .cx = cx, .cy = cy};
     lr->params_before = lr->params_after = linear_params(l);
     if (r == 0) return SLM_OK;
-    float *fa = factor_alloc(m, p, s->rep, (size_t)l->n_out * r);
-    float *fb = factor_alloc(m, p, s->rep, (size_t)r * l->n_in);
-    if (!fa || !fb) return SLM_ERR_NOMEM;
-    slm_status st = cy ? slm_rom_factor_linear_cy(l, cy, r, fa, fb, lr)
-                       : slm_rom_factor_linear(l, p->method, p->method == SLM_ROM_METHOD_SVD ? NULL : cx, r, fa, fb, lr);
+    job->fa = factor_alloc(m, s->p, s->rep, (size_t)l->n_out * r);
+    job->fb = factor_alloc(m, s->p, s->rep, (size_t)r * l->n_in);
+    return job->fa && job->fb ? SLM_OK : SLM_ERR_NOMEM;
+}
+
+slm_status slm_rom_factor_run(slm_rom_stream *s, slm_rom_factor_job *job) {
+    if (job->r == 0) return SLM_OK;
+    const slm_rom_params *p = s->p;
+    const slm_linear *l = &s->m->blocks[job->layer].lin[job->k];
+    slm_rom_linear_report *lr = &s->rep->blocks[job->layer].lin[job->k];
+    slm_status st = job->cy ? slm_rom_factor_linear_cy(l, job->cy, job->r, job->fa, job->fb, lr)
+                            : slm_rom_factor_linear(l, p->method, p->method == SLM_ROM_METHOD_SVD ? NULL : job->cx,
+                                                    job->r, job->fa, job->fb, lr);
     if (st) {
         char where[64];
-        snprintf(where, sizeof where, "block %d %s", layer, slm_proj_gguf_name((slm_proj)k));
+        snprintf(where, sizeof where, "block %d %s", job->layer, slm_proj_gguf_name((slm_proj)job->k));
         slm_error_prefix(where);
-        return st;
     }
+    return st;
+}
+
+void slm_rom_factor_end(slm_rom_stream *s, const slm_rom_factor_job *job) {
+    if (job->r == 0) return;
+    slm_linear *l = &s->m->blocks[job->layer].lin[job->k];
     slm_linear nl = *l;
     nl.kind = SLM_LINEAR_LOWRANK;
     nl.w = NULL;
     nl.ld_w = 0;
     nl.qw = NULL;
     nl.q_row_bytes = 0;
-    nl.rank = r;
-    nl.a = fa;
-    nl.b = fb;
+    nl.rank = job->r;
+    nl.a = job->fa;
+    nl.b = job->fb;
     nl.ld_b = l->n_in;
     *l = nl; /* the bias (if any) stays: it is added after W1 W2 */
-    return SLM_OK;
+}
+
+slm_status slm_rom_stream_factor(slm_rom_stream *s, int layer, int k, int r, const double *cx, double *cy) {
+    slm_rom_factor_job job;
+    slm_status st = slm_rom_factor_begin(s, layer, k, r, cx, cy, &job);
+    if (!st) st = slm_rom_factor_run(s, &job);
+    if (!st) slm_rom_factor_end(s, &job);
+    return st;
 }
 
 /* Factors the linears of block `layer` fed by point pt (every point when pt < 0). */

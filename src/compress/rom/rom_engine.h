@@ -74,6 +74,20 @@ int slm_rom_stream_rank(const slm_rom_stream *s, int layer, int k);
  * svd) or, when cy is given, from down's output covariance (destroyed), and
  * puts the factors in the model. */
 slm_status slm_rom_stream_factor(slm_rom_stream *s, int layer, int k, int r, const double *cx, double *cy);
+/* The same in three steps, so that independent linears (those sharing one
+ * input covariance) can be factored at once: begin allocates the factors
+ * (not thread-safe), run computes them (touches only the job's linear and
+ * its report: one job per thread), end installs the low-rank linear. */
+typedef struct slm_rom_factor_job {
+    int layer, k, r;
+    const double *cx;
+    double *cy;
+    float *fa, *fb;
+} slm_rom_factor_job;
+slm_status slm_rom_factor_begin(slm_rom_stream *s, int layer, int k, int r, const double *cx, double *cy,
+                                slm_rom_factor_job *job);
+slm_status slm_rom_factor_run(slm_rom_stream *s, slm_rom_factor_job *job);
+void slm_rom_factor_end(slm_rom_stream *s, const slm_rom_factor_job *job);
 /* FLOP of T rows through linear l (dense or block-quantised: 2 T n_out n_in;
  * low-rank: 2 T r (n_out + n_in)). */
 double slm_rom_linear_flop(const slm_linear *l, int64_t T);
