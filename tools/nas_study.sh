@@ -13,14 +13,8 @@
 #        PER_ROUND (10), SEED (1), THREADS (2), CHANNELS (reorder | plain),
 #        TPUT_REPS (5)
 set -u
-root=$(cd "$(dirname "$0")/.." && pwd)
-S=$(cd "${1:-$root/build}" && pwd)/slimlm
-M=${MODEL:-$HOME/.cache/slimlm/SmolLM2-135M-Instruct.Q4_1.gguf}
-D=${SLM_DATA_DIR:-$root/../shared/data}
-W=${WORK:-/tmp/slimlm-nas-study}
-T=${THREADS:-2}
+. "$(dirname "$0")/study_env.sh" "${1:-}" /tmp/slimlm-nas-study
 task=${TASK:-arc_easy}
-mkdir -p "$W" && cd "$W" || exit 1
 reorder=()
 [ "${CHANNELS:-reorder}" = reorder ] && reorder=(--reorder)
 

@@ -16,15 +16,9 @@
 #        default: the lowest perplexity after pruning), ARMS (none vanilla
 #        minilm homotopic scratch)
 set -u
-root=$(cd "$(dirname "$0")/.." && pwd)
-S=$(cd "${1:-$root/build}" && pwd)/slimlm
-M=${MODEL:-$HOME/.cache/slimlm/SmolLM2-135M-Instruct.Q4_1.gguf}
-D=${SLM_DATA_DIR:-$root/../shared/data}
-W=${WORK:-/tmp/slimlm-prune-study}
-T=${THREADS:-2}
+. "$(dirname "$0")/study_env.sh" "${1:-}" /tmp/slimlm-prune-study
 tokens=${TOKENS:-65536}
 data=corpus/gutenberg-nltk,corpus/llamafactory-demo,tinyshakespeare/input.txt
-mkdir -p "$W" && cd "$W" || exit 1
 
 ppl() { # name model [flags]
   local n=$1 m=$2; shift 2

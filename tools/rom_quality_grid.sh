@@ -14,14 +14,8 @@
 # budget b" for rom; svd-llm and svd then use that same plan, and the
 # ablations use the 80% plan, so only the named variable changes.
 set -u
-root=$(cd "$(dirname "$0")/.." && pwd)
-S=$(cd "${1:-$root/build}" && pwd)/slimlm
-M=${MODEL:-$HOME/.cache/slimlm/SmolLM2-135M-Instruct.Q4_1.gguf}
-D=${SLM_DATA_DIR:-$root/../shared/data}
-W=${WORK:-/tmp/slimlm-rom-grid}
-T=${THREADS:-2}
+. "$(dirname "$0")/study_env.sh" "${1:-}" /tmp/slimlm-rom-grid
 stage=${STAGE:-all}
-mkdir -p "$W" && cd "$W" || exit 1
 
 ppl() { # name model [flags]
   local n=$1 m=$2; shift 2

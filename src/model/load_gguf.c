@@ -419,7 +419,7 @@ static slm_status read_act_group(loader *ld) {
     if (!slm_gguf_find(ld->g, "slimlm.int8.act_group")) return SLM_OK;
     if (!slm_gguf_get_i64(ld->g, "slimlm.int8.act_group", &v))
         return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.act_group' is not an integer", ld->path);
-    if (v != 0 && (v > 1024 || !slm_i8_group_ok((int)v)))
+    if (v != 0 && (v < 0 || v > 1024 || !slm_i8_group_ok((int)v))) /* range first: the cast must not wrap */
         return slm_fail(SLM_ERR_FORMAT, "%s: 'slimlm.int8.act_group' = %lld (0 or a multiple of 32 in [32, 1024] expected)",
                         ld->path, (long long)v);
     bool any = ld->m->lm_head_q.kind == SLM_LINEAR_INT8;

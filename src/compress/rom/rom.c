@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef SLM_OPENMP
+#include <omp.h>
+#endif
 
 slm_rom_params slm_rom_default_params(void) {
     return (slm_rom_params){.method = SLM_ROM_METHOD_ROM,
@@ -38,7 +41,14 @@ void slm_rom_report_free(slm_rom_report *r) {
 
 double slm_rom_cpu_now(void) {
     struct timespec ts;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+    clockid_t clk = CLOCK_PROCESS_CPUTIME_ID;
+#ifdef SLM_OPENMP
+    /* inside a parallel region (linears factored at once, one per thread,
+     * whose BLAS runs on that thread) the process clock would count the
+     * other threads' work too */
+    if (omp_in_parallel()) clk = CLOCK_THREAD_CPUTIME_ID;
+#endif
+    if (clock_gettime(clk, &ts) != 0) return 0;
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 

@@ -49,7 +49,8 @@ slm_status slm_rom_top_eigen(double *s, int n, int r, double *vecs, double *vals
 
 /* ---- shared by the engines (rom.c) ---------------------------------------------------- */
 
-/* CPU seconds of the process, all threads (CLOCK_PROCESS_CPUTIME_ID). */
+/* CPU seconds of the process, all threads (CLOCK_PROCESS_CPUTIME_ID); of
+ * the calling thread inside an OpenMP parallel region. */
 double slm_rom_cpu_now(void);
 
 typedef struct slm_rom_stream {

@@ -29,15 +29,13 @@
  * and row kernels, in chunks of CHUNK_ROWS rows so every GEMM is large.
  */
 #include "compress/rom/rom_engine.h"
-
-#include <stdio.h>
-#include <time.h>
-#ifdef SLM_OPENMP
-#include <omp.h>
-#endif
 #include "kernels/cpu/kernels.h"
 
 #include <cblas.h>
+#include <stdio.h>
+#ifdef SLM_OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,12 +130,6 @@ static int64_t tmp_need(const slm_linear *l, int64_t rows) {
     return ops ? ops->tmp_floats(l, (int)rows) : 0;
 }
 
-static double thread_cpu_now(void) {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Factors the linears fed by point pt. The eigensolver's reduction to
  * tridiagonal form is memory-bound and mostly one core, so two linears of
  * one input (q/k of the attention input) are factored at once, one thread
@@ -158,19 +150,13 @@ static slm_status factor_point(slm_rom_stream *s, int layer, slm_fwd_point pt, c
         for (int i = 0; i < 2; i++)
             if ((st[i] = slm_rom_factor_begin(s, layer, ks[i], slm_rom_stream_rank(s, layer, ks[i]), cx, NULL, &job[i])))
                 return st[i];
-        double cpu[2] = {0, 0};
 #pragma omp parallel for num_threads(2) schedule(static, 1)
         for (int i = 0; i < 2; i++) {
-            const double c0 = thread_cpu_now();
             st[i] = slm_rom_factor_run(s, &job[i]);
-            cpu[i] = thread_cpu_now() - c0;
             if (st[i]) snprintf(err[i], sizeof err[i], "%s", slm_last_error()); /* the message is per thread */
         }
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 2; i++)
             if (st[i]) return slm_fail(st[i], "%s", err[i]);
-            /* the report's process CPU time would count the other job too */
-            s->rep->blocks[layer].lin[ks[i]].cpu_seconds = cpu[i];
-        }
         for (int i = 0; i < 2; i++) slm_rom_factor_end(s, &job[i]);
         first = 2;
     }
