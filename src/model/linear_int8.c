@@ -5,8 +5,8 @@
  * to SLM_I8_KALIGN, n_o = outlier columns below n_in, n_g = scales per
  * row: 1, or ceil(K / G) with the matrix's activation group G):
  *   1. quantise x per row (or per row and group) into the scratch: xq
- *      [T][K] int8, xs [T][n_g] scales, xo [T][n_o] the outlier columns'
- *      fp32 values
+ *      [T][K] int8, xs [T][n_g] scales, xsum [T][n_g] their sums (for the
+ *      AVX-512 VNNI kernel), xo [T][n_o] the outlier columns' fp32 values
  *   2. the int8 GEMM (kernels/cpu/int8.h, the kernel this CPU runs best):
  *      decode (T = 1): OpenMP splits the rows evenly between threads;
  *      prefill: OpenMP over tiles of TILE_ROWS rows x TILE_TOKS tokens, so
@@ -31,8 +31,10 @@
 /* 48 rows x 60 tokens (multiples of the micro-kernels' 2 or 4 rows and 3
  * or 4 tokens): for SmolLM2's widest input (K = 1536) 72 KB of weights +
  * 90 KB of activations, well inside a 512 KB L2; a 512-token prefill of a
- * 576-row linear gives 108 tiles for the threads to share. */
-enum { TILE_ROWS = 48, TILE_TOKS = 60 };
+ * 576-row linear gives 108 tiles for the threads to share. The AVX-512
+ * VNNI kernel packs a tile's 48 rows (one strip) before using them, so
+ * its tiles are 256 tokens long to spread that pass thin. */
+enum { TILE_ROWS = 48, TILE_TOKS = 60, TILE_TOKS_PACKED = 256 };
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -234,7 +236,7 @@ static int scales_per_row(const slm_i8_matrix *q, int K) {
 /* Scratch bytes of one product with n_in inputs over T rows. */
 static int64_t product_bytes(const slm_i8_matrix *q, int n_in, int T) {
     const int K = (int)round_up(n_in, SLM_I8_KALIGN);
-    return round_up((int64_t)T * K, 64) + round_up(4 * (int64_t)T * scales_per_row(q, K), 64) +
+    return round_up((int64_t)T * K, 64) + 2 * round_up(4 * (int64_t)T * scales_per_row(q, K), 64) +
            round_up(4 * (int64_t)T * outliers_below(q, n_in), 64);
 }
 
@@ -245,6 +247,7 @@ static void gemm_block(slm_i8_gemm_fn fn, const slm_i8_gemm *g, int t0, int t1, 
     b.N = o1 - o0;
     b.a = g->a + (int64_t)t0 * g->lda;
     b.a_scale = g->a_scale + (g->group > 0 ? (int64_t)t0 * g->lds : t0);
+    if (g->a_sum) b.a_sum = g->a_sum + (g->group > 0 ? (int64_t)t0 * g->lds : t0);
     b.w = g->w + (int64_t)o0 * g->ldw;
     b.w_scale = g->w_scale + o0;
     b.y = g->y + (int64_t)t0 * g->ldy + o0;
@@ -258,7 +261,8 @@ static void product(const slm_i8_matrix *q, int n_out, int n_in, int T, const fl
     const int G = q->act_group, n_g = scales_per_row(q, K);
     int8_t *xq = (int8_t *)tmp;
     float *xs = (float *)(tmp + round_up((int64_t)T * K, 64));
-    float *xo = (float *)((uint8_t *)xs + round_up(4 * (int64_t)T * n_g, 64));
+    int32_t *xsum = (int32_t *)((uint8_t *)xs + round_up(4 * (int64_t)T * n_g, 64));
+    float *xo = (float *)((uint8_t *)xsum + round_up(4 * (int64_t)T * n_g, 64));
 #pragma omp parallel for if (T > 1) schedule(static)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * ldx;
@@ -267,8 +271,16 @@ static void product(const slm_i8_matrix *q, int n_out, int n_in, int T, const fl
         for (int j = 0; j < n_o; j++) xo[(int64_t)t * n_o + j] = xt[q->outl_idx[j]];
     }
     const slm_i8_gemm_fn fn = slm_i8_gemm_for(G);
+    /* the AVX-512 VNNI kernel subtracts 128 x the activation sums (int8.h) */
+    const bool vnni = fn == slm_i8_gemm_avx512vnni;
+    if (vnni) {
+#pragma omp parallel for if (T > 1) schedule(static)
+        for (int t = 0; t < T; t++)
+            slm_i8_act_sums(1, xq + (int64_t)t * K, K, K, G, xsum + (int64_t)t * n_g, n_g);
+    }
     const slm_i8_gemm g = {.T = T, .N = n_out, .K = K, .a = xq, .lda = K, .a_scale = xs, .w = q->q, .ldw = q->ld,
-                           .w_scale = q->scale, .y = y, .ldy = ldy, .beta = beta, .group = G, .lds = n_g};
+                           .w_scale = q->scale, .y = y, .ldy = ldy, .beta = beta, .group = G, .lds = n_g,
+                           .a_sum = vnni ? xsum : NULL};
     if (T == 1) {
         /* decode: each thread one contiguous run of rows (multiples of 4) */
 #pragma omp parallel if (n_out >= 256)
@@ -283,12 +295,13 @@ static void product(const slm_i8_matrix *q, int n_out, int n_in, int T, const fl
             if (o1 > o0) gemm_block(fn, &g, 0, 1, o0, o1);
         }
     } else {
-        const int n_rt = (n_out + TILE_ROWS - 1) / TILE_ROWS, n_tt = (T + TILE_TOKS - 1) / TILE_TOKS;
+        /* the VNNI kernel packs a tile's rows once and walks them over its tokens: long token tiles */
+        const int tt = vnni ? TILE_TOKS_PACKED : TILE_TOKS;
+        const int n_rt = (n_out + TILE_ROWS - 1) / TILE_ROWS, n_tt = (T + tt - 1) / tt;
 #pragma omp parallel for schedule(static)
         for (int task = 0; task < n_rt * n_tt; task++) {
-            const int o0 = (task % n_rt) * TILE_ROWS, t0 = (task / n_rt) * TILE_TOKS;
-            gemm_block(fn, &g, t0, t0 + TILE_TOKS < T ? t0 + TILE_TOKS : T, o0,
-                       o0 + TILE_ROWS < n_out ? o0 + TILE_ROWS : n_out);
+            const int o0 = (task % n_rt) * TILE_ROWS, t0 = (task / n_rt) * tt;
+            gemm_block(fn, &g, t0, t0 + tt < T ? t0 + tt : T, o0, o0 + TILE_ROWS < n_out ? o0 + TILE_ROWS : n_out);
         }
     }
     if (n_o == 0) return;

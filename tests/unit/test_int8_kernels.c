@@ -108,7 +108,7 @@ static void run(slm_i8_gemm_fn fn, const operands *o, int32_t *c, float *y, cons
 }
 
 static void check_kernels(void) {
-    const int Ts[] = {1, 2, 3, 4, 5, 7, 64, 67}, Ns[] = {1, 2, 3, 4, 5, 47, 48, 97}, Ks[] = {64, 128, 576, 1536};
+    const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 64, 67}, Ns[] = {1, 2, 3, 4, 5, 20, 33, 47, 48, 97}, Ks[] = {64, 128, 576, 1536};
     for (int isa = SLM_I8_ISA_AVX2; isa < SLM_I8_ISA_COUNT; isa++) {
         if (!slm_i8_isa_runs((slm_i8_isa)isa)) {
             printf("kernel %-10s skipped: this CPU does not have it\n", slm_i8_isa_name((slm_i8_isa)isa));

@@ -9,8 +9,8 @@
 
 /* ---- references ------------------------------------------------------------ */
 
-/* Grouped product (int8.h): 8 lanes of int32 per group, folded into 8
- * float lanes with one fma per group, then slm_i8_lanes_sum. */
+/* Grouped product (int8.h): each group's exact int32 sum, then one fma per
+ * group in group order. */
 static void gemm_ref_grouped(const slm_i8_gemm *g) {
     const int G = g->group;
     for (int t = 0; t < g->T; t++) {
@@ -18,14 +18,28 @@ static void gemm_ref_grouped(const slm_i8_gemm *g) {
         const float *as = g->a_scale + (int64_t)t * g->lds;
         for (int o = 0; o < g->N; o++) {
             const int8_t *w = g->w + (int64_t)o * g->ldw;
-            float f[8] = {0};
+            float f = 0.0f;
             for (int k0 = 0, j = 0; k0 < g->K; k0 += G, j++) {
                 const int k1 = k0 + G < g->K ? k0 + G : g->K;
-                int32_t c[8] = {0};
-                for (int k = k0; k < k1; k++) c[(k >> 2) & 7] += (int32_t)a[k] * (int32_t)w[k];
-                for (int l = 0; l < 8; l++) f[l] = fmaf((float)c[l], as[j], f[l]);
+                int32_t c = 0;
+                for (int k = k0; k < k1; k++) c += (int32_t)a[k] * (int32_t)w[k];
+                f = fmaf((float)c, as[j], f);
             }
-            slm_i8_store_grouped(g, t, o, slm_i8_lanes_sum(f));
+            slm_i8_store_grouped(g, t, o, f);
+        }
+    }
+}
+
+void slm_i8_act_sums(int T, const int8_t *a, int64_t lda, int K, int G, int32_t *sums, int64_t lds) {
+    const int span = G > 0 ? G : K;
+    for (int t = 0; t < T; t++) {
+        const int8_t *at = a + (int64_t)t * lda;
+        int32_t *st = G > 0 ? sums + (int64_t)t * lds : sums + t;
+        for (int k0 = 0, j = 0; k0 < K; k0 += span, j++) {
+            const int k1 = k0 + span < K ? k0 + span : K;
+            int32_t s = 0;
+            for (int k = k0; k < k1; k++) s += at[k];
+            st[j] = s;
         }
     }
 }

@@ -28,19 +28,25 @@
  * each token row has one scale per G columns, a_s[t][j] for columns
  * [jG, jG + G) (the last group may be shorter), so one large activation
  * coarsens only its own group, as in llama.cpp's Q8_0 blocks. The sum
- * splits by group, c_j exact in int32 per lane, and the groups meet in
- * float:
- *   y[t][o] = beta * y[t][o] + w_s[o] * sum_j a_s[t][j] * c_j[t][o].
- * The float order is fixed so that kernels agree bit for bit: 8 lanes,
- * lane l holding the products of bytes k = 32i + 4l .. 32i + 4l + 3
- * (AVX2's madd layout), f_l = fma(float(c_j,l), a_s[t][j], f_l) group by
- * group, then one fixed tree over the lanes (slm_i8_lanes_sum). The
- * reference computes exactly that, as do the AVX2 kernel and, for G a
- * multiple of 64, the AVX-512 VNNI one (its lanes l and l + 8 summed in
- * int32 are the reference's lane l); the AVX-VNNI kernel has no grouped
- * form and forwards such calls to AVX2, as AVX-512 VNNI does other G.
- * G is a multiple of 32 (one AVX2 step); K a multiple of 64, so the last
- * group is a multiple of 32 too.
+ * splits by group, each group's c_j[t][o] exact in int32, and the groups
+ * meet in float, one fma per group in group order from 0:
+ *   f = 0; f = fma(float(c_j), a_s[t][j], f) for j = 0, 1, ...;
+ *   y[t][o] = beta * y[t][o] + f * w_s[o].
+ * Every kernel computes the same exact c_j, so that order makes them agree
+ * bit for bit whatever their lane layout: the reference and AVX2 reduce
+ * their lanes in int32 at the end of each group; the AVX-512 VNNI prefill
+ * kernel holds 16 output channels in the lanes of a register (packed
+ * weights), so c_j is there without any reduction; its decode form sums
+ * 16 rows' lanes at once with a transposing add tree. The AVX-VNNI kernel
+ * has no grouped form and forwards such calls to AVX2, as AVX-512 VNNI
+ * decode does for G not a multiple of 64. G is a multiple of 32 (one AVX2
+ * step); K a multiple of 64, so the last group is a multiple of 32 too.
+ *
+ * Activation sums (a_sum, optional): the AVX-512 VNNI prefill kernel feeds
+ * the weights as unsigned bytes w + 128, so it subtracts 128 * sum_k a[t][k]
+ * over each group (or the whole row); slm_i8_act_sums computes those once
+ * per product for all the kernel calls that share the activations, and a
+ * kernel given NULL computes its own.
  *
  * Bounds: int32 cannot overflow for K <= SLM_I8_MAX_K (VNNI's biased sum
  * is at most 255 * 127 * K < 2^31).
@@ -93,6 +99,7 @@ typedef struct slm_i8_gemm {
     int64_t ldc;
     int group;            /* 0: a_scale [T], one scale per token; G > 0: a_scale [T][lds], one per G columns */
     int64_t lds;          /* grouped: scales per token row (>= ceil(K / G)) */
+    const int32_t *a_sum; /* optional: slm_i8_act_sums of a, laid out as a_scale ([T] or [T][lds]) */
 } slm_i8_gemm;
 
 typedef void (*slm_i8_gemm_fn)(const slm_i8_gemm *g);
@@ -136,6 +143,10 @@ void slm_i8_quantize_groups_avx2(int T, const float *x, int64_t ldx, int n, cons
 void slm_i8_quantize_groups(int T, const float *x, int64_t ldx, int n, const int32_t *skip, int n_skip, int K, int G,
                             int8_t *q, int64_t ldq, float *scale, int64_t lds);
 
+/* sums [T] (G = 0: over each row's K columns) or [T][lds] (G > 0: over
+ * each group of G columns, the last one shorter) of the int8 rows a [T][lda]. */
+void slm_i8_act_sums(int T, const int8_t *a, int64_t lda, int K, int G, int32_t *sums, int64_t lds);
+
 /* ---- shared by the kernels ---------------------------------------------------- */
 
 /* Stores one accumulated value: the int32 itself in test mode, else the
@@ -150,15 +161,7 @@ static inline void slm_i8_store(const slm_i8_gemm *g, int t, int o, int32_t acc)
     *y = g->beta == 0.0f ? v : g->beta * *y + v;
 }
 
-/* Grouped products: the 8 lane sums f [8] of sum_j a_s[t][j] c_j, added
- * in the tree AVX2's horizontal sum uses (halves, then pairs, then the
- * last two), so the reference and the vector kernel round alike. */
-static inline float slm_i8_lanes_sum(const float *f) {
-    const float h0 = f[0] + f[4], h1 = f[1] + f[5], h2 = f[2] + f[6], h3 = f[3] + f[7];
-    return (h0 + h2) + (h1 + h3);
-}
-
-/* Stores a grouped product's value: y = beta y + sum * w_s[o]. */
+/* Stores a grouped product's value: y = beta y + f * w_s[o], f the groups' fma chain. */
 static inline void slm_i8_store_grouped(const slm_i8_gemm *g, int t, int o, float sum) {
     float v = sum * g->w_scale[o];
     float *y = &g->y[(int64_t)t * g->ldy + o];

@@ -15,7 +15,6 @@
  * OpenBLAS sgemm 44 / 44. R = 4, NT = 1 in decode.
  */
 #include "kernels/cpu/int8.h"
-#include "kernels/cpu/int8_x86.h"
 
 #include <math.h>
 #include <string.h>
@@ -47,21 +46,20 @@ SLM_AVX2 static SLM_INLINE __m128i hsum4_i32(__m256i a0, __m256i a1, __m256i a2,
 
 /* Rows o0..o0+R-1 x tokens t0..t0+NT-1 over all of K. R, NT and GR are
  * constants at every call site, so each instance is a straight loop with
- * its accumulators in registers. GR (grouped activations, int8.h): the
- * int32 lanes are folded into float lanes at the end of each group of G
- * columns, f = fma(float(c), a_s[t][j], f), and summed in
- * slm_i8_lanes_sum's tree; per-token products run one span of K and sum
- * the int32 lanes. */
+ * its accumulators in registers. GR (grouped activations, int8.h): at the
+ * end of each group of G columns the int32 lanes are summed (exact) and
+ * folded into one float, f = fma(float(c_j), a_s[t][j], f); per-token
+ * products run one span of K and sum the int32 lanes. */
 SLM_AVX2 static SLM_INLINE void micro(const slm_i8_gemm *g, int t0, int o0, const int R, const int NT, const bool GR) {
     __m256i acc[4][4];
-    __m256 f[4][4];
+    float f[4][4];
     const int8_t *w[4], *a[4];
     const float *as[4];
     for (int r = 0; r < R; r++) w[r] = g->w + (int64_t)(o0 + r) * g->ldw;
     for (int t = 0; t < NT; t++) {
         a[t] = g->a + (int64_t)(t0 + t) * g->lda;
         as[t] = GR ? g->a_scale + (int64_t)(t0 + t) * g->lds : NULL;
-        for (int r = 0; r < R; r++) f[r][t] = _mm256_setzero_ps(), acc[r][t] = _mm256_setzero_si256(); /* K = 0 */
+        for (int r = 0; r < R; r++) f[r][t] = 0.0f, acc[r][t] = _mm256_setzero_si256(); /* K = 0 */
     }
     const __m256i ones = _mm256_set1_epi16(1);
     /* decode streams the weights from memory once: prefetch the rows
@@ -90,14 +88,12 @@ SLM_AVX2 static SLM_INLINE void micro(const slm_i8_gemm *g, int t0, int o0, cons
             }
         }
         if (GR)
-            for (int t = 0; t < NT; t++) {
-                const __m256 sc = _mm256_broadcast_ss(as[t] + j);
-                for (int r = 0; r < R; r++) f[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][t]), sc, f[r][t]);
-            }
+            for (int t = 0; t < NT; t++)
+                for (int r = 0; r < R; r++) f[r][t] = fmaf((float)hsum_i32(acc[r][t]), as[t][j], f[r][t]);
     }
     for (int r = 0; r < R; r++) {
         if (GR) {
-            for (int t = 0; t < NT; t++) slm_i8_store_grouped(g, t0 + t, o0 + r, slm_i8_lanes_sum_avx(f[r][t]));
+            for (int t = 0; t < NT; t++) slm_i8_store_grouped(g, t0 + t, o0 + r, f[r][t]);
         } else if (NT == 4) {
             int32_t s[4];
             _mm_storeu_si128((__m128i *)s, hsum4_i32(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
