@@ -51,7 +51,7 @@ echo "== LLM-ROM: last $blocks blocks, overall budget $budget, $batch x 128 cali
 echo "== LLM-ROM, then INT8"
 ./build/slimlm quantize "$rom" --int8 "${int8_flags[@]}" --data-dir "$data" --threads "$threads" -q -o "$rom_int8"
 echo
-echo "== what it cost (wikitext-2 test, llama.cpp protocol, ctx 512${chunks:+, first $chunks chunks}; decode: 64 tokens, $threads threads)"
+echo "== what it cost (wikitext-2 test, llama.cpp protocol, ctx 512${chunks:+, first $chunks chunks}; prefill: a 512-token chunk, decode: 64 tokens, $threads threads)"
 # The original is computed in fp32 (--dequantize) like the compressed models,
 # so each difference is the compression's alone.
 ./build/slimlm ppl "$model" --dequantize "${ppl_args[@]}" --output "$out/ppl-original.json" > /dev/null
@@ -63,22 +63,23 @@ import json, subprocess, sys
 out, orig, int8, rom, rom_int8, threads = sys.argv[1:7]
 def info(p):
     return json.loads(subprocess.check_output(["./build/slimlm", "info", p, "--json"]))
-def decode(p):
+def speed(p):
     # bench_forward computes the original in fp32 (its Q4_1 file dequantised).
-    r = subprocess.check_output(["./build/bench/bench_forward", p, "--threads", threads, "--prefill", "16",
+    r = subprocess.check_output(["./build/bench/bench_forward", p, "--threads", threads, "--prefill", "512",
                                  "--decode", "64", "--reps", "2", "--json"], stderr=subprocess.DEVNULL)
     return json.loads(r.decode().strip().splitlines()[-1])
 rows = [("SmolLM2-135M-Instruct (fp32)", orig, "original"), ("+ INT8", int8, "int8"),
         ("+ LLM-ROM", rom, "rom"), ("+ LLM-ROM + INT8", rom_int8, "rom_int8")]
 base = None
-print(f"\n{'model':<30}{'#params':>11}{'#MACs/tok':>11}{'weights':>12}{'PPL':>9}{'PPL vs orig':>13}{'decode tok/s':>19}")
+print(f"\n{'model':<30}{'#params':>11}{'#MACs/tok':>11}{'weights':>12}{'PPL':>9}{'PPL vs orig':>13}"
+      f"{'prefill tok/s':>20}{'decode tok/s':>19}")
 for label, path, name in rows:
     i = info(path)
     ppl = json.load(open(f"{out}/ppl-{name}.json"))["ppl"]
-    b = decode(path)
-    mib, tps = b["weight_mib"], b["decode_tok_s"]
+    b = speed(path)
+    mib, pps, tps = b["weight_mib"], b["prefill_tok_s"], b["decode_tok_s"]
     if base is None:
-        base = (ppl, mib, tps)
+        base = (ppl, mib, pps, tps)
     print(f"{label:<30}{i['n_params']/1e6:>10.2f}M{i['macs_per_token']/1e6:>10.2f}M{mib:>8.0f} MiB{ppl:>9.3f}"
-          f"{100*(ppl/base[0]-1):>+12.1f}%{tps:>10.1f} ({tps/base[2]:.2f}x)")
+          f"{100*(ppl/base[0]-1):>+12.1f}%{pps:>11.1f} ({pps/base[2]:.2f}x){tps:>10.1f} ({tps/base[3]:.2f}x)")
 PY
