@@ -137,7 +137,7 @@ static void check_kernels(void) {
                     free_ops(&o);
                 }
         printf("kernel %-10s vs ref: %lld outputs over %zu shapes, int32 differences %lld, float bit differences %lld\n",
-               slm_i8_isa_name((slm_i8_isa)isa), (long long)compared, sizeof Ts / sizeof Ts[0] * sizeof Ns / sizeof Ns[0] * 3,
+               slm_i8_isa_name((slm_i8_isa)isa), (long long)compared, sizeof Ts / sizeof Ts[0] * (sizeof Ns / sizeof Ns[0]) * (sizeof Ks / sizeof Ks[0]),
                (long long)int_diff, (long long)float_diff);
         CHECK(int_diff == 0 && float_diff == 0, "%s equals the reference", slm_i8_isa_name((slm_i8_isa)isa));
 
