@@ -15,6 +15,7 @@
 #   int8-g64-embd8 the same with --embd int8 (the token embedding is the int8 lm head's rows)
 #   rom fp32       slimlm rom MODEL --budget 0.8 --blocks last:8 --batch 32 (ROM_MODEL to reuse one)
 #   rom int8       that quantised (low-rank factors int8)
+#   rom int8-g64-embd8  that quantised as int8-g64-embd8 (the recommended mode)
 # Each timing is bench_forward's best of REPS runs; the machine's load
 # average before and after is printed, since on a shared machine it decides
 # the numbers.
@@ -59,6 +60,8 @@ rom=${ROM_MODEL:-$work/rom.gguf}
 want rom-fp32 && make_once "$rom" "$slimlm" rom "$model" --budget 0.8 --blocks last:8 --batch 32 -q -t "$threads" -o "$rom"
 want rom-int8 && make_once "$work/rom_int8.gguf" "$slimlm" quantize "$rom" --int8 --outlier-threshold 0 -o "$work/rom_int8.gguf" -q \
   -t "$threads"
+want "rom-int8-g$group-embd8" && make_once "$work/rom_int8_g${group}_embd8.gguf" "$slimlm" quantize "$rom" --int8 \
+  --outlier-threshold 0 --act-group "$group" --embd int8 -o "$work/rom_int8_g${group}_embd8.gguf" -q -t "$threads"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 run() { # label file
@@ -78,6 +81,7 @@ run "int8-g$group" "$work/int8_g$group.gguf"
 run "int8-g$group-embd8" "$work/int8_g${group}_embd8.gguf"
 run rom-fp32 "$rom"
 run rom-int8 "$work/rom_int8.gguf"
+run "rom-int8-g$group-embd8" "$work/rom_int8_g${group}_embd8.gguf"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$work/results.tsv" "$threads" "$prefill" "$decode" "$load_before" "$load_after" "$(nproc)" <<'PY'
@@ -90,9 +94,9 @@ for line in open(path):
 r = {label: (size, j) for label, size, j in rows}
 print(f"\nint8 vs fp32, {threads} threads, prefill {T}-token chunk, decode {N} tokens, best of runs")
 print(f"load average {lb} before, {la} after, on {ncpu} CPUs (a load above {ncpu} slows every number)\n")
-print(f"{'model':<15}{'prefill tok/s':>14}{'decode tok/s':>14}{'weights MiB':>13}{'file MiB':>10}")
+print(f"{'model':<20}{'prefill tok/s':>14}{'decode tok/s':>14}{'weights MiB':>13}{'file MiB':>10}")
 for label, size, j in rows:
-    print(f"{label:<15}{j['prefill_tok_s']:>14.1f}{j['decode_tok_s']:>14.1f}{j['weight_mib']:>13.1f}{size / 1048576:>10.1f}")
+    print(f"{label:<20}{j['prefill_tok_s']:>14.1f}{j['decode_tok_s']:>14.1f}{j['weight_mib']:>13.1f}{size / 1048576:>10.1f}")
 def ratios(a, b, name):
     if a not in r or b not in r:
         return
@@ -109,7 +113,10 @@ ratios("fp32", "int8", "int8 / fp32")
 ratios("fp32", "int8-fp32head", "int8 (float head) / fp32")
 ratios("fp32", "llm.int8", "LLM.int8 / fp32")
 for label, _, _ in rows:
-    if label.startswith("int8-g") and label.endswith("-embd8"):
+    if label.startswith("rom-int8-g"):
+        ratios("rom-fp32", label, f"ROM int8 g{label[10:-6]} int8 embd / ROM fp32")
+        ratios("fp32", label, f"ROM int8 g{label[10:-6]} int8 embd / fp32")
+    elif label.startswith("int8-g") and label.endswith("-embd8"):
         ratios("fp32", label, f"int8 g{label[6:-6]} int8 embedding / fp32")
         ratios(label[:-6], label, f"int8 g{label[6:-6]} int8 / fp16 embedding")
     elif label.startswith("int8-g"):
