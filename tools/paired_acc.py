@@ -5,8 +5,8 @@
 
 Each file is a `slimlm eval --tasks rom6 --log-samples FILE` log. For each
 of the six tasks of issue #5's average (acc, or acc_norm where the paper
-reports it: the per-document argmax of log-likelihood over characters, as
-slimlm and lm-evaluation-harness compute it) the script pairs the two
+reports it: the per-document argmax of log-likelihood over the choice's
+characters, as slimlm and lm-evaluation-harness compute it) the script pairs the two
 models' per-document correctness and prints the mean difference and its
 standard error sd(d) / sqrt(n). Pairing removes the documents' own
 difficulty from the error: two models that agree on most documents differ
@@ -29,7 +29,9 @@ def argmax(v):
 def correct(rec, metric):
     ll = rec["loglik"]
     if metric == "acc_norm":
-        ll = [x / max(len(c), 1) for x, c in zip(ll, rec["continuations"])]
+        # the choice's characters, without the space slimlm (like the
+        # harness's target delimiter) puts before it
+        ll = [x / max(len(c[1:] if c.startswith(" ") else c), 1) for x, c in zip(ll, rec["continuations"])]
     return 1.0 if argmax(ll) == rec["gold"] else 0.0
 
 
