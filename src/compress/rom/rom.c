@@ -29,7 +29,10 @@
 slm_rom_params slm_rom_default_params(void) {
     return (slm_rom_params){.method = SLM_ROM_METHOD_ROM,
                             .engine = SLM_ROM_ENGINE_CACHED,
-                            .plan = {.first_block = 0, .module_budget = 0.5, .rank_override = 0}};
+                            .plan = {.first_block = 0, .module_budget = 0.5, .rank_override = 0},
+                            /* SmolLM2's default calibration (512 x 128 x 576 fp32, 151 MB) stays in
+                               memory; LLaMA-7B's (1 GiB) would not fit the 4 GB goal otherwise */
+                            .spill_min_bytes = (int64_t)256 << 20};
 }
 
 void slm_rom_report_free(slm_rom_report *r) {
@@ -228,11 +231,13 @@ slm_status slm_rom_stream_factor(slm_rom_stream *s, int layer, int k, int r, con
 
 /* Factors the linears of block `layer` fed by point pt (every point when pt < 0). */
 static slm_status factor_group(slm_rom_stream *s, int layer, int pt, const gather *g) {
+    double t0 = slm_time_now();
     slm_status st = SLM_OK;
     for (int k = 0; k < SLM_PROJ_COUNT && !st; k++) {
         if (pt >= 0 && (int)slm_rom_input_of[k] != pt) continue;
         st = slm_rom_stream_factor(s, layer, k, slm_rom_stream_rank(s, layer, k), g->acc[slm_rom_input_of[k]].c, NULL);
     }
+    s->rep->blocks[layer].factor_seconds += slm_time_now() - t0;
     return st;
 }
 

@@ -125,6 +125,11 @@ typedef struct slm_rom_params {
     slm_fwd_hook observe; /* NULL, or sees every calibration input the method
                              gathers statistics from (return value ignored) */
     void *observe_user;
+    int64_t spill_min_bytes; /* cached rom engine: when gate and up are factored at once
+                                (2+ threads) and the calibration activations X are at least
+                                this large, X waits in an unlinked file in $TMPDIR meanwhile,
+                                since the two factorings need about X's room more than one
+                                (default 256 MiB; <= 0: never). The results are the same. */
 } slm_rom_params;
 slm_rom_params slm_rom_default_params(void);
 
@@ -152,6 +157,9 @@ typedef struct slm_rom_block_report {
     double part_seconds[SLM_ROM_PART_COUNT], part_flop[SLM_ROM_PART_COUNT]; /* the same by part */
     double cpu_seconds, part_cpu_seconds[SLM_ROM_PART_COUNT]; /* CPU time of the process (all threads):
                                                                  the work, on a shared machine */
+    double factor_seconds; /* wall time of the factoring (linears factored at once count once;
+                              spill_seconds included) */
+    double spill_seconds;  /* writing X to disk and reading it back (spill_min_bytes) */
 } slm_rom_block_report;
 
 typedef struct slm_rom_report {

@@ -4,6 +4,7 @@
  *   rom.c     drivers, factoring a block's linears into the model, the
  *             reference multi-pass engine, svd-llm and svd
  *   stream.c  the cached one-pass rom engine
+ *   spill.c   X on disk while gate and up are factored at once
  *
  * Legend: S sequences, T tokens each, N = S*T rows, D model dim, Q = H*Dh,
  * F MLP width, r rank.
@@ -46,6 +47,25 @@ enum { SLM_ROM_EIG_FP32_MIN = 1024 };
  * vecs [r][n] by descending eigenvalue, vals [r]; *flop += its FLOP. */
 slm_status slm_rom_top_eigen(double *s, int n, int r, double *vecs, double *vals, bool fp32_reduction,
                              double *flop);
+
+/* ---- X on disk for a while (spill.c) ------------------------------------------------- */
+
+/* X's bytes in an unlinked temporary file ($TMPDIR, default /tmp) while X's
+ * pages are given back to the system. */
+typedef struct slm_rom_spill {
+    int fd;     /* -1: none */
+    char *path; /* for error messages (the file itself is unlinked) */
+    float *x;
+    size_t bytes;
+} slm_rom_spill;
+/* Writes x [bytes] to a new temporary file, releasing x's pages as they are
+ * written (their contents are undefined until slm_rom_spill_in). On
+ * failure the part written is read back, so x is intact unless the message
+ * says that failed too, and nothing is left open. */
+slm_status slm_rom_spill_out(slm_rom_spill *sp, float *x, size_t bytes);
+/* Reads every byte back into x and closes the file (also on failure). */
+slm_status slm_rom_spill_in(slm_rom_spill *sp);
+void slm_rom_spill_close(slm_rom_spill *sp);
 
 /* ---- shared by the engines (rom.c) ---------------------------------------------------- */
 

@@ -13,7 +13,8 @@
  *               [N][Q]: C_X -> factor o
  *   3           X += cache . Wo'^T: X is the post-attention residual from
  *               here on; the cache is freed
- *   4 mlp-in    rmsnorm(X): C_X -> factor gate, up
+ *   4 mlp-in    rmsnorm(X): C_X -> factor gate, up (at once; X waits on
+ *               disk meanwhile when large: factor_point)
  *   5 down      h = silu(gate'(xn)) * up'(xn) in chunks of rows; down's
  *               OUTPUTS Y = h W^T (no bias) go to the cache [N][D] and
  *               C_Y = Y^T Y is gathered directly: D = 4096 wide instead of
@@ -130,40 +131,76 @@ static int64_t tmp_need(const slm_linear *l, int64_t rows) {
     return ops ? ops->tmp_floats(l, (int)rows) : 0;
 }
 
+#ifdef SLM_OPENMP
+/* Linears ks[0] and ks[1] of one input at once, one thread each (BLAS
+ * inside a parallel region runs on the calling thread). With spill, X
+ * waits on disk meanwhile: nothing reads it until the next data pass, and
+ * its room is what the second factoring's fp64 temporaries need. */
+static slm_status factor_pair(slm_rom_stream *s, int layer, const int ks[2], const double *cx, bool spill) {
+    size_t x_bytes = (size_t)s->S * s->T * s->m->cfg.d_model * sizeof(float);
+    slm_rom_block_report *br = &s->rep->blocks[layer];
+    slm_rom_factor_job job[2];
+    slm_status st[2] = {SLM_OK, SLM_OK};
+    char err[2][512] = {"", ""};
+    for (int i = 0; i < 2; i++)
+        if ((st[i] = slm_rom_factor_begin(s, layer, ks[i], slm_rom_stream_rank(s, layer, ks[i]), cx, NULL, &job[i])))
+            return st[i];
+    slm_rom_spill sp;
+    if (spill) {
+        double t = slm_time_now();
+        slm_status e = slm_rom_spill_out(&sp, s->X, x_bytes);
+        br->spill_seconds += slm_time_now() - t;
+        if (e) return e;
+    }
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+    for (int i = 0; i < 2; i++) {
+        st[i] = slm_rom_factor_run(s, &job[i]);
+        if (st[i]) snprintf(err[i], sizeof err[i], "%s", slm_last_error()); /* the message is per thread */
+    }
+    slm_status back = SLM_OK;
+    if (spill) { /* read back even after a failed factoring: the caller's X stays whole */
+        double t = slm_time_now();
+        back = slm_rom_spill_in(&sp);
+        br->spill_seconds += slm_time_now() - t;
+    }
+    for (int i = 0; i < 2; i++)
+        if (st[i]) return slm_fail(st[i], "%s", err[i]);
+    if (back) return back;
+    for (int i = 0; i < 2; i++) slm_rom_factor_end(s, &job[i]);
+    return SLM_OK;
+}
+#endif
+
 /* Factors the linears fed by point pt. The eigensolver's reduction to
- * tridiagonal form is memory-bound and mostly one core, so two linears of
- * one input (q/k of the attention input) are factored at once, one thread
- * each (BLAS inside a parallel region runs on the calling thread), and the
- * rest with every thread. Only q/k: two gate/up factorings at once would
- * hold both their fp64 temporaries (about 1 GB each at LLaMA-7B shapes). */
+ * tridiagonal form is memory-bound and mostly one core, so the first two
+ * linears of one input (q/k of the attention input, gate/up of the MLP
+ * input) are factored at once (factor_pair), and the rest (v) with every
+ * thread. A paired linear's factors are those of the same linear factored
+ * alone on one thread; on two they differ by rounding (OpenBLAS's dpotrf
+ * and dsymv sum in another order), which a near-degenerate eigenvector's
+ * sign can make look large in the factors but not in W1 W2. Two gate/up
+ * factorings at once hold both their fp64 temporaries (about 1 GB each at
+ * LLaMA-7B shapes, X's size), so X goes to disk meanwhile when it is at
+ * least p->spill_min_bytes. */
 static slm_status factor_point(slm_rom_stream *s, int layer, slm_fwd_point pt, const double *cx) {
+    double t0 = slm_time_now();
     int ks[SLM_PROJ_COUNT], n = 0;
     for (int k = 0; k < SLM_PROJ_COUNT; k++)
         if (slm_rom_input_of[k] == pt) ks[n++] = k;
     int first = 0;
+    slm_status st = SLM_OK;
 #ifdef SLM_OPENMP
-    if (pt == SLM_FWD_ATTN_IN && n >= 2 && omp_get_max_threads() >= 2 && slm_rom_stream_rank(s, layer, ks[0]) > 0 &&
+    if (n >= 2 && omp_get_max_threads() >= 2 && slm_rom_stream_rank(s, layer, ks[0]) > 0 &&
         slm_rom_stream_rank(s, layer, ks[1]) > 0) {
-        slm_rom_factor_job job[2];
-        slm_status st[2] = {SLM_OK, SLM_OK};
-        char err[2][512] = {"", ""};
-        for (int i = 0; i < 2; i++)
-            if ((st[i] = slm_rom_factor_begin(s, layer, ks[i], slm_rom_stream_rank(s, layer, ks[i]), cx, NULL, &job[i])))
-                return st[i];
-#pragma omp parallel for num_threads(2) schedule(static, 1)
-        for (int i = 0; i < 2; i++) {
-            st[i] = slm_rom_factor_run(s, &job[i]);
-            if (st[i]) snprintf(err[i], sizeof err[i], "%s", slm_last_error()); /* the message is per thread */
-        }
-        for (int i = 0; i < 2; i++)
-            if (st[i]) return slm_fail(st[i], "%s", err[i]);
-        for (int i = 0; i < 2; i++) slm_rom_factor_end(s, &job[i]);
+        int64_t x_bytes = (int64_t)s->S * s->T * s->m->cfg.d_model * (int64_t)sizeof(float);
+        bool spill = pt == SLM_FWD_MLP_IN && s->p->spill_min_bytes > 0 && x_bytes >= s->p->spill_min_bytes;
+        st = factor_pair(s, layer, ks, cx, spill);
         first = 2;
     }
 #endif
-    slm_status st = SLM_OK;
     for (int i = first; i < n && !st; i++)
         st = slm_rom_stream_factor(s, layer, ks[i], slm_rom_stream_rank(s, layer, ks[i]), cx, NULL);
+    s->rep->blocks[layer].factor_seconds += slm_time_now() - t0;
     return st;
 }
 
@@ -365,7 +402,9 @@ slm_status slm_rom_stream_block(slm_rom_stream *s, int layer, bool need_output) 
         free(cov.tmp);
         free(cov.rows);
         cov.tmp = cov.rows = NULL;
+        double t0 = slm_time_now();
         st = slm_rom_stream_factor(s, layer, SLM_PROJ_DOWN, rd, by_y ? NULL : cov.c, by_y ? cov.c : NULL);
+        br->factor_seconds += slm_time_now() - t0;
     }
     slm_rom_cov_free(&cov);
 
