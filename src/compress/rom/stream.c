@@ -181,7 +181,7 @@ static slm_status factor_pair(slm_rom_stream *s, int layer, const int ks[2], con
  * sign can make look large in the factors but not in W1 W2. Two gate/up
  * factorings at once hold both their fp64 temporaries (about 1 GB each at
  * LLaMA-7B shapes, X's size), so X goes to disk meanwhile when it is at
- * least p->spill_min_bytes. */
+ * least p->spill_min_bytes; so it does while o is factored (below). */
 static slm_status factor_point(slm_rom_stream *s, int layer, slm_fwd_point pt, const double *cx) {
     double t0 = slm_time_now();
     int ks[SLM_PROJ_COUNT], n = 0;
@@ -198,9 +198,27 @@ static slm_status factor_point(slm_rom_stream *s, int layer, slm_fwd_point pt, c
         first = 2;
     }
 #endif
+    /* o alone: the run's memory peak (X and the attention-output cache both
+     * live, plus o's fp64 temporaries), and X waits for step 3 anyway */
+    const int64_t x_bytes = (int64_t)s->S * s->T * s->m->cfg.d_model * (int64_t)sizeof(float);
+    const bool spill = pt == SLM_FWD_O_IN && first < n && s->p->spill_min_bytes > 0 && x_bytes >= s->p->spill_min_bytes;
+    slm_rom_block_report *br = &s->rep->blocks[layer];
+    slm_rom_spill sp;
+    if (!st && spill) {
+        double t = slm_time_now();
+        st = slm_rom_spill_out(&sp, s->X, (size_t)x_bytes);
+        br->spill_seconds += slm_time_now() - t;
+        if (st) return st;
+    }
     for (int i = first; i < n && !st; i++)
         st = slm_rom_stream_factor(s, layer, ks[i], slm_rom_stream_rank(s, layer, ks[i]), cx, NULL);
-    s->rep->blocks[layer].factor_seconds += slm_time_now() - t0;
+    if (spill) { /* read back even after a failed factoring: the caller's X stays whole */
+        double t = slm_time_now();
+        slm_status back = slm_rom_spill_in(&sp);
+        br->spill_seconds += slm_time_now() - t;
+        if (!st) st = back;
+    }
+    br->factor_seconds += slm_time_now() - t0;
     return st;
 }
 
