@@ -263,20 +263,17 @@ static void product(const slm_i8_matrix *q, int n_out, int n_in, int T, const fl
     float *xs = (float *)(tmp + round_up((int64_t)T * K, 64));
     int32_t *xsum = (int32_t *)((uint8_t *)xs + round_up(4 * (int64_t)T * n_g, 64));
     float *xo = (float *)((uint8_t *)xsum + round_up(4 * (int64_t)T * n_g, 64));
+    const slm_i8_gemm_fn fn = slm_i8_gemm_for(G);
+    /* the AVX-512 VNNI kernel subtracts 128 x the activation sums (int8.h):
+     * taken per row right after its quantisation, while it is in cache */
+    const bool vnni = fn == slm_i8_gemm_avx512vnni;
 #pragma omp parallel for if (T > 1) schedule(static)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (int64_t)t * ldx;
         slm_i8_quantize_groups(1, xt, ldx, n_in, q->outl_idx, n_o, K, G, xq + (int64_t)t * K, K, xs + (int64_t)t * n_g,
                                n_g);
+        if (vnni) slm_i8_act_sums(1, xq + (int64_t)t * K, K, K, G, xsum + (int64_t)t * n_g, n_g);
         for (int j = 0; j < n_o; j++) xo[(int64_t)t * n_o + j] = xt[q->outl_idx[j]];
-    }
-    const slm_i8_gemm_fn fn = slm_i8_gemm_for(G);
-    /* the AVX-512 VNNI kernel subtracts 128 x the activation sums (int8.h) */
-    const bool vnni = fn == slm_i8_gemm_avx512vnni;
-    if (vnni) {
-#pragma omp parallel for if (T > 1) schedule(static)
-        for (int t = 0; t < T; t++)
-            slm_i8_act_sums(1, xq + (int64_t)t * K, K, K, G, xsum + (int64_t)t * n_g, n_g);
     }
     const slm_i8_gemm g = {.T = T, .N = n_out, .K = K, .a = xq, .lda = K, .a_scale = xs, .w = q->q, .ldw = q->ld,
                            .w_scale = q->scale, .y = y, .ldy = ldy, .beta = beta, .group = G, .lds = n_g,

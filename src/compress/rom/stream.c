@@ -131,14 +131,35 @@ static int64_t tmp_need(const slm_linear *l, int64_t rows) {
     return ops ? ops->tmp_floats(l, (int)rows) : 0;
 }
 
+/* X to disk while a factoring runs (the spill's time goes to the block
+ * report), and back: nothing reads X between a point's covariance and the
+ * next data pass. */
+static slm_status x_to_disk(slm_rom_stream *s, int layer, slm_rom_spill *sp) {
+    const double t = slm_time_now();
+    slm_status st = slm_rom_spill_out(sp, s->X, (size_t)s->S * s->T * s->m->cfg.d_model * sizeof(float));
+    s->rep->blocks[layer].spill_seconds += slm_time_now() - t;
+    return st;
+}
+
+static slm_status x_from_disk(slm_rom_stream *s, int layer, slm_rom_spill *sp) {
+    const double t = slm_time_now();
+    slm_status st = slm_rom_spill_in(sp);
+    s->rep->blocks[layer].spill_seconds += slm_time_now() - t;
+    return st;
+}
+
+/* Whether X is large enough to be worth the spill (p->spill_min_bytes). */
+static bool x_spills(const slm_rom_stream *s) {
+    const int64_t x_bytes = (int64_t)s->S * s->T * s->m->cfg.d_model * (int64_t)sizeof(float);
+    return s->p->spill_min_bytes > 0 && x_bytes >= s->p->spill_min_bytes;
+}
+
 #ifdef SLM_OPENMP
 /* Linears ks[0] and ks[1] of one input at once, one thread each (BLAS
  * inside a parallel region runs on the calling thread). With spill, X
  * waits on disk meanwhile: nothing reads it until the next data pass, and
  * its room is what the second factoring's fp64 temporaries need. */
 static slm_status factor_pair(slm_rom_stream *s, int layer, const int ks[2], const double *cx, bool spill) {
-    size_t x_bytes = (size_t)s->S * s->T * s->m->cfg.d_model * sizeof(float);
-    slm_rom_block_report *br = &s->rep->blocks[layer];
     slm_rom_factor_job job[2];
     slm_status st[2] = {SLM_OK, SLM_OK};
     char err[2][512] = {"", ""};
@@ -147,9 +168,7 @@ static slm_status factor_pair(slm_rom_stream *s, int layer, const int ks[2], con
             return st[i];
     slm_rom_spill sp;
     if (spill) {
-        double t = slm_time_now();
-        slm_status e = slm_rom_spill_out(&sp, s->X, x_bytes);
-        br->spill_seconds += slm_time_now() - t;
+        slm_status e = x_to_disk(s, layer, &sp);
         if (e) return e;
     }
 #pragma omp parallel for num_threads(2) schedule(static, 1)
@@ -158,11 +177,7 @@ static slm_status factor_pair(slm_rom_stream *s, int layer, const int ks[2], con
         if (st[i]) snprintf(err[i], sizeof err[i], "%s", slm_last_error()); /* the message is per thread */
     }
     slm_status back = SLM_OK;
-    if (spill) { /* read back even after a failed factoring: the caller's X stays whole */
-        double t = slm_time_now();
-        back = slm_rom_spill_in(&sp);
-        br->spill_seconds += slm_time_now() - t;
-    }
+    if (spill) back = x_from_disk(s, layer, &sp); /* even after a failed factoring: the caller's X stays whole */
     for (int i = 0; i < 2; i++)
         if (st[i]) return slm_fail(st[i], "%s", err[i]);
     if (back) return back;
@@ -192,33 +207,22 @@ static slm_status factor_point(slm_rom_stream *s, int layer, slm_fwd_point pt, c
 #ifdef SLM_OPENMP
     if (n >= 2 && omp_get_max_threads() >= 2 && slm_rom_stream_rank(s, layer, ks[0]) > 0 &&
         slm_rom_stream_rank(s, layer, ks[1]) > 0) {
-        int64_t x_bytes = (int64_t)s->S * s->T * s->m->cfg.d_model * (int64_t)sizeof(float);
-        bool spill = pt == SLM_FWD_MLP_IN && s->p->spill_min_bytes > 0 && x_bytes >= s->p->spill_min_bytes;
-        st = factor_pair(s, layer, ks, cx, spill);
+        st = factor_pair(s, layer, ks, cx, pt == SLM_FWD_MLP_IN && x_spills(s));
         first = 2;
     }
 #endif
     /* o alone: the run's memory peak (X and the attention-output cache both
      * live, plus o's fp64 temporaries), and X waits for step 3 anyway */
-    const int64_t x_bytes = (int64_t)s->S * s->T * s->m->cfg.d_model * (int64_t)sizeof(float);
-    const bool spill = pt == SLM_FWD_O_IN && first < n && s->p->spill_min_bytes > 0 && x_bytes >= s->p->spill_min_bytes;
-    slm_rom_block_report *br = &s->rep->blocks[layer];
+    const bool spill = !st && pt == SLM_FWD_O_IN && first < n && x_spills(s);
     slm_rom_spill sp;
-    if (!st && spill) {
-        double t = slm_time_now();
-        st = slm_rom_spill_out(&sp, s->X, (size_t)x_bytes);
-        br->spill_seconds += slm_time_now() - t;
-        if (st) return st;
-    }
+    if (spill && (st = x_to_disk(s, layer, &sp))) return st;
     for (int i = first; i < n && !st; i++)
         st = slm_rom_stream_factor(s, layer, ks[i], slm_rom_stream_rank(s, layer, ks[i]), cx, NULL);
-    if (spill) { /* read back even after a failed factoring: the caller's X stays whole */
-        double t = slm_time_now();
-        slm_status back = slm_rom_spill_in(&sp);
-        br->spill_seconds += slm_time_now() - t;
+    if (spill) { /* even after a failed factoring: the caller's X stays whole */
+        slm_status back = x_from_disk(s, layer, &sp);
         if (!st) st = back;
     }
-    br->factor_seconds += slm_time_now() - t0;
+    s->rep->blocks[layer].factor_seconds += slm_time_now() - t0;
     return st;
 }
 
